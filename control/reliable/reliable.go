@@ -15,6 +15,12 @@ type Config struct {
 	RetransmitCap     time.Duration // backoff cap (0 → 8s; RFC: at least 8s)
 	MaxRetransmits    int           // give up after this many retransmissions of one message (0 → 5)
 	AckDelay          time.Duration // how long to wait for a piggyback before sending a ZLB (0 → RetransmitInitial/4)
+
+	// Seal, when set, runs on every packet Poll returns, after Ns/Nr are
+	// patched: the L2TPv3 Message Digest covers the header (RFC 3931
+	// §5.4.1), so it must be computed again for each transmission. It
+	// must not keep pkt or change its length.
+	Seal func(pkt []byte)
 }
 
 // RecvResult tells the caller what to do with a received control message.
@@ -88,6 +94,7 @@ type Channel struct {
 	rtoCap   time.Duration
 	maxRetx  int
 	ackDelay time.Duration
+	seal     func([]byte)
 
 	// Send side. The queue is a ring whose first inflight entries have been
 	// transmitted; una is the Ns of the oldest of them.
@@ -131,6 +138,7 @@ func New(cfg Config) *Channel {
 		rtoCap:   cfg.RetransmitCap,
 		maxRetx:  cfg.MaxRetransmits,
 		ackDelay: cfg.AckDelay,
+		seal:     cfg.Seal,
 	}
 	if c.off < 0 {
 		panic("reliable: negative NsNrOffset")
@@ -437,6 +445,9 @@ func (c *Channel) cut() {
 func (c *Channel) patch(b []byte, ns uint16) []byte {
 	binary.BigEndian.PutUint16(b[c.off:], ns)
 	binary.BigEndian.PutUint16(b[c.off+2:], c.rcvNxt)
+	if c.seal != nil {
+		c.seal(b)
+	}
 	return b
 }
 
