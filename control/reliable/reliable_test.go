@@ -329,6 +329,30 @@ func TestSequenceHalfWindow(t *testing.T) {
 	`)
 }
 
+// Held slots are reused as the window slides: a released message never
+// comes back.
+func TestHeldSlotsReused(t *testing.T) {
+	cfg := testConfig()
+	cfg.ReceiveWindow = 2
+	run(t, cfg, `
+		recv 1 0 B -> Held
+		recv 0 0 A -> Deliver
+		next B
+		next -
+		recv 2 0 C -> Deliver
+		next -
+		recv 4 0 E -> Held
+		recv 3 0 D -> Deliver
+		next E
+		next -
+		recv 5 0 F -> Deliver
+		next -
+		recv 6 0 G -> Deliver
+		next -
+		state held=0 nextnr=7
+	`)
+}
+
 // Messages too far ahead are dropped and do not count as heard.
 func TestOutOfWindowDropped(t *testing.T) {
 	cfg := testConfig()
