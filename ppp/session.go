@@ -1,0 +1,467 @@
+package ppp
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"net/netip"
+	"time"
+)
+
+// maxEarlyFrames bounds the frames kept from before Start.
+const maxEarlyFrames = 8
+
+// Session is the PPP engine of one link (one L2TP session). It is not
+// safe for concurrent use: its owner feeds it frames, the time and auth
+// decisions, and collects what it produced in an Output.
+type Session struct {
+	cfg  Config
+	link link
+
+	lcp    lcp
+	auth   auth
+	ipcp   ipcp
+	ipv6cp ipv6cp
+
+	phase       Phase
+	started     bool
+	dead        bool
+	closeWanted bool
+	reason      DownReason
+	failMessage string
+	early       [][]byte
+	peerIPv4    netip.Addr
+	scratch     []byte
+}
+
+// NewSession checks cfg and returns an engine in phase Dead; call Start
+// (or StartProxy) to begin.
+func NewSession(cfg Config) (*Session, error) {
+	if cfg.Rand == nil {
+		return nil, errors.New("ppp: Config.Rand is required")
+	}
+	if !cfg.IPv4 && !cfg.IPv6 {
+		return nil, errors.New("ppp: neither IPv4 nor IPv6 enabled")
+	}
+	for _, a := range cfg.Auth {
+		if a < AuthPAP || a > AuthMSCHAPv2 {
+			return nil, errors.New("ppp: unknown authentication protocol " + a.String())
+		}
+	}
+	if cfg.MinMRU > cfg.MaxMRU && cfg.MaxMRU != 0 {
+		return nil, errors.New("ppp: MinMRU above MaxMRU")
+	}
+	cfg.Auth = append([]AuthProto(nil), cfg.Auth...)
+	cfg.setDefaults()
+	s := &Session{cfg: cfg, scratch: make([]byte, 0, 256), peerIPv4: cfg.PeerIPv4}
+	s.lcp = lcp{s: s}
+	s.lcp.f = newFSM(ProtoLCP, &s.lcp, &s.link, cfg.Timers)
+	s.auth = auth{s: s}
+	s.ipcp = ipcp{s: s}
+	s.ipcp.f = newFSM(ProtoIPCP, &s.ipcp, &s.link, cfg.Timers)
+	s.ipv6cp = ipv6cp{s: s}
+	s.ipv6cp.f = newFSM(ProtoIPv6CP, &s.ipv6cp, &s.link, cfg.Timers)
+	return s, nil
+}
+
+// Phase returns the link phase.
+func (s *Session) Phase() Phase { return s.phase }
+
+// LCPState, IPCPState and IPv6CPState return the automaton states.
+func (s *Session) LCPState() State    { return s.lcp.f.state }
+func (s *Session) IPCPState() State   { return s.ipcp.f.state }
+func (s *Session) IPv6CPState() State { return s.ipv6cp.f.state }
+
+// Down reports whether the link is dead (EventLinkDown was emitted).
+func (s *Session) Down() bool { return s.dead }
+
+// Start opens LCP: the lower layer (the L2TP session) is up. Frames
+// received before Start are processed now.
+func (s *Session) Start(now time.Time, out *Output) {
+	if s.started || s.dead {
+		return
+	}
+	s.link.out = out
+	s.started = true
+	s.phase = PhaseEstablish
+	s.lcp.reset()
+	s.lcp.f.Open(now)
+	s.lcp.f.Up(now)
+	s.settle(now)
+	s.replayEarly(now, out)
+}
+
+func (s *Session) replayEarly(now time.Time, out *Output) {
+	early := s.early
+	s.early = nil
+	for _, f := range early {
+		s.Input(now, f, out)
+	}
+}
+
+// Input processes one received PPP frame (address/control and protocol
+// fields included). IP packets of an opened NCP are appended to
+// out.Data as views into frame.
+func (s *Session) Input(now time.Time, frame []byte, out *Output) {
+	if s.dead {
+		return
+	}
+	if !s.started {
+		// The L2TP session may deliver the peer's first Configure-
+		// Request before the owner starts the engine.
+		if len(s.early) < maxEarlyFrames {
+			s.early = append(s.early, append([]byte(nil), frame...))
+		}
+		return
+	}
+	proto, info, err := ParseFrame(frame)
+	if err != nil {
+		return
+	}
+	switch proto {
+	case ProtoIPv4:
+		if s.ipcp.f.state == StateOpened {
+			out.Data = append(out.Data, Datagram{Protocol: proto, Packet: info})
+		}
+		return
+	case ProtoIPv6:
+		if s.ipv6cp.f.state == StateOpened {
+			out.Data = append(out.Data, Datagram{Protocol: proto, Packet: info})
+		}
+		return
+	}
+	s.link.out = out
+	defer func() { s.link.out = nil }()
+	if proto == ProtoLCP {
+		p, err := ParsePacket(info)
+		if err != nil {
+			return
+		}
+		if p.Code == CodeTerminateRequest && s.reason == ReasonNone {
+			s.reason = ReasonPeerTerminate
+			s.failMessage = string(p.Data)
+		}
+		s.lcp.f.input(now, p, info[:4+len(p.Data)])
+		s.settle(now)
+		return
+	}
+	// RFC 1661 §3.4: other protocols wait for LCP to be opened.
+	if s.lcp.f.state != StateOpened {
+		return
+	}
+	switch proto {
+	case ProtoPAP, ProtoCHAP:
+		if p, err := ParsePacket(info); err == nil {
+			s.auth.input(now, proto, p)
+		}
+	case ProtoIPCP:
+		if !s.cfg.IPv4 || s.ipcp.disabled {
+			s.protocolReject(proto, info)
+		} else {
+			s.ncpInput(now, s.ipcp.f, info)
+		}
+	case ProtoIPv6CP:
+		if !s.cfg.IPv6 || s.ipv6cp.disabled {
+			s.protocolReject(proto, info)
+		} else {
+			s.ncpInput(now, s.ipv6cp.f, info)
+		}
+	default:
+		// CCP, CDPCP, multilink, EAP...: Protocol-Reject; the link
+		// stays up (RFC 1661 §5.7).
+		s.protocolReject(proto, info)
+	}
+	s.settle(now)
+}
+
+func (s *Session) ncpInput(now time.Time, f *fsm, info []byte) {
+	// RFC 1661 §3.5: NCP packets before the network phase are discarded.
+	if s.phase != PhaseNetwork {
+		return
+	}
+	p, err := ParsePacket(info)
+	if err != nil {
+		return
+	}
+	f.input(now, p, info[:4+len(p.Data)])
+}
+
+// protocolReject sends an LCP Protocol-Reject (RFC 1661 §5.7).
+func (s *Session) protocolReject(proto Protocol, info []byte) {
+	b := s.scratch[:0]
+	b = binary.BigEndian.AppendUint16(b, uint16(proto))
+	if max := s.link.maxInfo() - 6; len(info) > max {
+		info = info[:max]
+	}
+	b = append(b, info...)
+	s.scratch = b
+	s.lcp.f.nextID++
+	s.link.send(ProtoLCP, CodeProtocolReject, s.lcp.f.nextID, b)
+}
+
+// Tick runs the timers that expired at now.
+func (s *Session) Tick(now time.Time, out *Output) {
+	if s.dead || !s.started {
+		return
+	}
+	s.link.out = out
+	defer func() { s.link.out = nil }()
+	s.lcp.f.tick(now)
+	if s.lcp.f.state == StateOpened {
+		s.lcp.echoTick(now)
+	}
+	s.auth.tick(now)
+	s.ipcp.f.tick(now)
+	s.ipv6cp.f.tick(now)
+	s.settle(now)
+}
+
+// Deadline returns when Tick must next be called.
+func (s *Session) Deadline() (time.Time, bool) {
+	var d time.Time
+	ok := false
+	if s.dead || !s.started {
+		return d, false
+	}
+	add := func(t time.Time, on bool) {
+		if on && (!ok || t.Before(d)) {
+			d, ok = t, true
+		}
+	}
+	add(s.lcp.f.Deadline())
+	add(s.lcp.echoDeadline, s.lcp.echoOn && s.lcp.f.state == StateOpened)
+	add(s.auth.deadline, s.auth.timerOn)
+	add(s.ipcp.f.Deadline())
+	add(s.ipv6cp.f.Deadline())
+	return d, ok
+}
+
+// AuthResult delivers the decision on the last EventAuthRequest.
+func (s *Session) AuthResult(now time.Time, r AuthResult, out *Output) {
+	if s.dead {
+		return
+	}
+	s.link.out = out
+	defer func() { s.link.out = nil }()
+	s.auth.result(now, r)
+	s.settle(now)
+}
+
+// Close terminates the link (LCP Terminate-Request); EventLinkDown
+// follows when the peer acknowledges or the Terminate retries run out.
+func (s *Session) Close(now time.Time, out *Output) {
+	if s.dead {
+		return
+	}
+	s.link.out = out
+	defer func() { s.link.out = nil }()
+	s.fail(ReasonAdminClose)
+	s.settle(now)
+}
+
+// fail records why the link must go down; settle acts on it outside the
+// automata so no transition runs inside another.
+func (s *Session) fail(r DownReason) {
+	if s.reason == ReasonNone || s.reason == ReasonPeerTerminate && r != ReasonPeerTerminate && !s.closeWanted {
+		s.reason = r
+	}
+	s.closeWanted = true
+}
+
+func (s *Session) settle(now time.Time) {
+	if s.dead {
+		return
+	}
+	if s.lcp.loops > s.cfg.Timers.MaxFailure {
+		s.fail(ReasonLoopback)
+	}
+	if !s.closeWanted {
+		return
+	}
+	if s.reason == ReasonEchoTimeout {
+		// The peer is gone: a Terminate-Request would go nowhere.
+		s.die(now)
+		return
+	}
+	switch s.lcp.f.state {
+	case StateInitial, StateStarting, StateClosed, StateStopped:
+		s.die(now)
+	case StateReqSent, StateAckRcvd, StateAckSent, StateOpened:
+		s.phase = PhaseTerminate
+		s.lcp.f.Close(now)
+	}
+}
+
+// die reports the link down and stops every timer.
+func (s *Session) die(now time.Time) {
+	if s.dead {
+		return
+	}
+	if s.lcp.f.state == StateOpened {
+		s.lcp.f.Down(now)
+	}
+	s.lcp.f.stopTimer()
+	s.auth.timerOn = false
+	s.lcp.echoOn = false
+	s.ipcp.f.stopTimer()
+	s.ipv6cp.f.stopTimer()
+	s.dead = true
+	s.phase = PhaseDead
+	r := s.reason
+	if r == ReasonNone {
+		r = ReasonNegotiation
+	}
+	s.link.event(Event{Kind: EventLinkDown, Reason: r, Message: s.failMessage})
+}
+
+// lcpUp is LCP's This-Layer-Up: go to authentication or network.
+func (s *Session) lcpUp(now time.Time) {
+	l := &s.lcp
+	s.link.acfc, s.link.pfc, s.link.mru = l.peerACFC, l.peerPFC, l.peerMRU
+	s.link.event(Event{Kind: EventLinkUp})
+	l.startEcho(now)
+	s.auth.reset()
+	if s.cfg.Role == RoleServer && l.ourAuth != AuthNone {
+		s.phase = PhaseAuthenticate
+		s.auth.startServer(now, l.ourAuth)
+		return
+	}
+	if s.cfg.Role == RoleClient && l.peerAuth != AuthNone {
+		s.phase = PhaseAuthenticate
+		s.auth.startClient(now, l.peerAuth)
+		return
+	}
+	s.startNetwork(now)
+}
+
+// lcpDown is LCP's This-Layer-Down: the NCPs go down with it.
+func (s *Session) lcpDown(now time.Time) {
+	s.lcp.echoOn = false
+	s.auth.reset()
+	s.ipcp.f.Down(now)
+	s.ipv6cp.f.Down(now)
+	s.link.acfc, s.link.pfc, s.link.mru = false, false, 0
+	if s.phase != PhaseTerminate {
+		s.phase = PhaseEstablish
+	}
+}
+
+// lcpFinished is LCP's This-Layer-Finished: the link is dead.
+func (s *Session) lcpFinished(now time.Time) { s.die(now) }
+
+func (s *Session) authDone(now time.Time, r AuthResult) {
+	if s.cfg.Role == RoleServer && r.PeerIPv4.Is4() {
+		s.peerIPv4 = r.PeerIPv4
+	}
+	s.link.event(Event{Kind: EventAuthenticated, Message: r.Message})
+	s.startNetwork(now)
+}
+
+func (s *Session) startNetwork(now time.Time) {
+	s.phase = PhaseNetwork
+	if s.cfg.IPv4 && !s.ipcp.disabled {
+		s.ipcp.reset()
+		s.ipcp.f.Open(now)
+		s.ipcp.f.Up(now)
+	}
+	if s.cfg.IPv6 && !s.ipv6cp.disabled {
+		s.ipv6cp.reset()
+		s.ipv6cp.f.Open(now)
+		s.ipv6cp.f.Up(now)
+	}
+}
+
+func ncpAlive(f *fsm) bool {
+	return f.state >= StateClosing
+}
+
+// ncpFinished closes the link once no network protocol is left.
+func (s *Session) ncpFinished() {
+	if s.phase != PhaseNetwork {
+		return
+	}
+	if (s.cfg.IPv4 && !s.ipcp.disabled && ncpAlive(s.ipcp.f)) || (s.cfg.IPv6 && !s.ipv6cp.disabled && ncpAlive(s.ipv6cp.f)) {
+		return
+	}
+	s.fail(ReasonNetworkFailed)
+}
+
+// protocolRejected stops an NCP the peer does not speak (RFC 1661 §5.7).
+func (s *Session) protocolRejected(now time.Time, p Protocol) {
+	var f *fsm
+	switch p {
+	case ProtoIPCP:
+		s.ipcp.disabled = true
+		f = s.ipcp.f
+	case ProtoIPv6CP:
+		s.ipv6cp.disabled = true
+		f = s.ipv6cp.f
+	case ProtoPAP, ProtoCHAP:
+		if s.auth.state != authIdle && s.auth.state != authDone {
+			s.fail(ReasonAuthFailed)
+		}
+		return
+	default:
+		return
+	}
+	if f.state == StateOpened {
+		f.tld(now)
+	}
+	f.stopTimer()
+	f.state = StateStopped
+	if s.phase == PhaseNetwork {
+		s.ncpFinished()
+	}
+}
+
+func (s *Session) supports(a AuthProto) bool {
+	for _, x := range s.cfg.Auth {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Session) randBytes(b []byte) {
+	// A failing source leaves zeros; callers that need non-zero values
+	// check for them.
+	if _, err := io.ReadFull(s.cfg.Rand, b); err != nil {
+		clear(b)
+	}
+}
+
+func (s *Session) randByte() uint8 {
+	var b [1]byte
+	s.randBytes(b[:])
+	return b[0]
+}
+
+// randMagicNot draws a non-zero magic number different from not.
+func (s *Session) randMagicNot(not uint32) uint32 {
+	var b [4]byte
+	for i := 0; i < 4; i++ {
+		s.randBytes(b[:])
+		if v := binary.BigEndian.Uint32(b[:]); v != 0 && v != not {
+			return v
+		}
+	}
+	return not ^ 0x5a5a5a5b | 1
+}
+
+func (s *Session) randMagic() uint32 { return s.randMagicNot(0) }
+
+// randIID draws a non-zero interface identifier different from not.
+func (s *Session) randIID(not [8]byte) [8]byte {
+	var v [8]byte
+	for i := 0; i < 4; i++ {
+		s.randBytes(v[:])
+		if v != ([8]byte{}) && v != not {
+			return v
+		}
+	}
+	v = not
+	v[7] ^= 0xa5
+	v[0] |= 2
+	return v
+}
