@@ -2,6 +2,14 @@ module github.com/l2tpd/l2tpd
 
 go 1.26.8
 
-require go.uber.org/zap v1.28.0
+require (
+	github.com/google/gopacket v1.1.19
+	go.uber.org/zap v1.28.0
+	golang.org/x/sys v0.50.0
+	gopkg.in/yaml.v3 v3.0.1
+)
 
-require go.uber.org/multierr v1.10.0 // indirect
+require (
+	go.uber.org/multierr v1.10.0 // indirect
+	golang.org/x/net v0.0.0-20190620200207-3b0461eec859 // indirect
+)

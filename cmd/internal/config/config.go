@@ -1,0 +1,160 @@
+package config
+
+import (
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/l2tpd/l2tpd/control"
+)
+
+// File is a validated configuration document with every default filled in.
+type File struct {
+	HostName string
+	Listen   []string
+	Log      Log
+	Admin    Admin
+	// Channel tunes the reliable control channel (the "control" key).
+	Channel Channel
+	Limits  control.Limits
+	// Peers are matched in order; DefaultPeer applies when none matches.
+	Peers       []Peer
+	DefaultPeer Peer
+	Store       Store
+	Auth        Auth
+}
+
+// Log selects the daemon's log level and encoding.
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string
+	// Format is console or json.
+	Format string
+}
+
+// Admin places the admin socket l2tpctl talks to.
+type Admin struct {
+	Socket string
+	Mode   fs.FileMode
+}
+
+// Channel holds the control-channel timers and window.
+type Channel struct {
+	Shards            int
+	ReceiveWindow     uint16
+	HelloInterval     time.Duration
+	RetransmitInitial time.Duration
+	RetransmitCap     time.Duration
+	MaxRetries        int
+}
+
+// Peer is a tunnel-peer policy.
+type Peer struct {
+	Name      string
+	HostName  string
+	Addresses []netip.Prefix
+	Secret    string
+	HideAVPs  bool
+	Reject    bool
+}
+
+// Store selects the session store backend.
+type Store struct {
+	Backend string
+}
+
+// Auth configures PPP authentication.
+type Auth struct {
+	LocalUsers []User
+}
+
+// User is a PPP user authenticated locally.
+type User struct {
+	Name     string
+	Password string
+}
+
+// Defaults for the keys control.DefaultConfig does not cover.
+const (
+	DefaultLogLevel    = "info"
+	DefaultLogFormat   = "console"
+	DefaultAdminSocket = "/run/l2tpd/admin.sock"
+	DefaultAdminMode   = fs.FileMode(0o600)
+	DefaultStore       = "memory"
+)
+
+// Default returns the configuration an empty document yields.
+func Default() *File {
+	c := control.DefaultConfig()
+	return &File{
+		HostName: c.HostName,
+		Listen:   append([]string(nil), c.Listen...),
+		Log:      Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		Admin:    Admin{Socket: DefaultAdminSocket, Mode: DefaultAdminMode},
+		Channel: Channel{
+			Shards:            c.Shards,
+			ReceiveWindow:     c.ReceiveWindow,
+			HelloInterval:     c.Hello,
+			RetransmitInitial: c.RetransmitInitial,
+			RetransmitCap:     c.RetransmitCap,
+			MaxRetries:        c.MaxRetransmits,
+		},
+		Limits:      c.Limits,
+		DefaultPeer: Peer{Name: "default"},
+		Store:       Store{Backend: DefaultStore},
+	}
+}
+
+// Load reads and validates the document at path.
+func Load(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(data)
+}
+
+// Parse decodes and validates one YAML document. On failure the error is
+// an Errors value holding every problem found, each with its path and line.
+func Parse(data []byte) (*File, error) {
+	f := Default()
+	d := &decoder{}
+	d.document(data, f)
+	if len(d.errs) > 0 {
+		return nil, d.errs
+	}
+	return f, nil
+}
+
+// Control returns the control plane's part of the configuration.
+func (f *File) Control() control.Config {
+	cfg := control.Config{
+		Listen:            append([]string(nil), f.Listen...),
+		HostName:          f.HostName,
+		Shards:            f.Channel.Shards,
+		Default:           f.DefaultPeer.control(),
+		ReceiveWindow:     f.Channel.ReceiveWindow,
+		Hello:             f.Channel.HelloInterval,
+		RetransmitInitial: f.Channel.RetransmitInitial,
+		RetransmitCap:     f.Channel.RetransmitCap,
+		MaxRetransmits:    f.Channel.MaxRetries,
+		Limits:            f.Limits,
+	}
+	for _, p := range f.Peers {
+		cfg.Peers = append(cfg.Peers, p.control())
+	}
+	return cfg
+}
+
+func (p Peer) control() control.Peer {
+	return control.Peer{
+		Name:      p.Name,
+		HostName:  p.HostName,
+		Addresses: append([]netip.Prefix(nil), p.Addresses...),
+		Secret:    p.Secret,
+		HideAVPs:  p.HideAVPs,
+		Reject:    p.Reject,
+	}
+}

@@ -1,0 +1,400 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/l2tpd/l2tpd/configs"
+	"github.com/l2tpd/l2tpd/control"
+)
+
+// The schema as documented, with every key set away from its default.
+const full = `
+hostname: lns-1
+listen: ["0.0.0.0:1701", "[::]:1701"]
+log: {level: debug, format: json}
+admin: {socket: /tmp/l2tpd.sock, mode: "0660"}
+control:
+  shards: 4
+  receive_window: 32
+  hello_interval: 30s
+  retransmit: {initial: 500ms, cap: 4s, max_retries: 7}
+limits: {max_tunnels: 10, max_sessions: 20, max_sessions_per_tunnel: 5, max_half_open_per_peer: 2, max_tunnels_per_peer: 3}
+peers:
+  - name: cisco-lac-1
+    host_name: LAC1
+    addresses: ["192.0.2.0/24", "2001:db8::/32", "198.51.100.7"]
+    secret: "s3cret"
+    hide_avps: true
+    reject: false
+  - name: banned
+    addresses: ["203.0.113.0/24"]
+    reject: true
+default_peer: {secret: "fallback", hide_avps: false, reject: true}
+store: {backend: memory}
+auth:
+  local_users:
+    - {name: test, password: test}
+    - {name: alice, password: wonderland}
+`
+
+func TestParseFull(t *testing.T) {
+	f, err := Parse([]byte(full))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := control.Config{
+		Listen:            []string{"0.0.0.0:1701", "[::]:1701"},
+		HostName:          "lns-1",
+		Shards:            4,
+		ReceiveWindow:     32,
+		Hello:             30 * time.Second,
+		RetransmitInitial: 500 * time.Millisecond,
+		RetransmitCap:     4 * time.Second,
+		MaxRetransmits:    7,
+		Limits:            control.Limits{MaxTunnels: 10, MaxSessions: 20, MaxSessionsPerTunnel: 5, MaxHalfOpenPerPeer: 2, MaxTunnelsPerPeer: 3},
+		Peers: []control.Peer{
+			{
+				Name:     "cisco-lac-1",
+				HostName: "LAC1",
+				Addresses: []netip.Prefix{
+					netip.MustParsePrefix("192.0.2.0/24"),
+					netip.MustParsePrefix("2001:db8::/32"),
+					netip.MustParsePrefix("198.51.100.7/32"),
+				},
+				Secret:   "s3cret",
+				HideAVPs: true,
+			},
+			{Name: "banned", Addresses: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}, Reject: true},
+		},
+		Default: control.Peer{Name: "default", Secret: "fallback", Reject: true},
+	}
+	if got := f.Control(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Control() =\n%+v\nwant\n%+v", got, want)
+	}
+	if f.Log != (Log{Level: "debug", Format: "json"}) {
+		t.Errorf("Log = %+v", f.Log)
+	}
+	if f.Admin != (Admin{Socket: "/tmp/l2tpd.sock", Mode: 0o660}) {
+		t.Errorf("Admin = %+v", f.Admin)
+	}
+	if f.Store.Backend != "memory" {
+		t.Errorf("Store = %+v", f.Store)
+	}
+	wantUsers := []User{{"test", "test"}, {"alice", "wonderland"}}
+	if !reflect.DeepEqual(f.Auth.LocalUsers, wantUsers) {
+		t.Errorf("LocalUsers = %+v", f.Auth.LocalUsers)
+	}
+}
+
+// Keys left out take control.DefaultConfig's values.
+func TestEmptyDocumentTakesDefaults(t *testing.T) {
+	for _, doc := range []string{"", "# nothing\n", "---\n", "{}\n", "control:\n"} {
+		f, err := Parse([]byte(doc))
+		if err != nil {
+			t.Fatalf("%q: %v", doc, err)
+		}
+		want := control.DefaultConfig()
+		want.Default.Name = "default"
+		if got := f.Control(); !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: Control() = %+v, want %+v", doc, got, want)
+		}
+		if f.Log.Level != "info" || f.Log.Format != "console" || f.Admin.Socket != DefaultAdminSocket ||
+			f.Admin.Mode != 0o600 || f.Store.Backend != "memory" {
+			t.Errorf("%q: non-control defaults wrong: %+v", doc, f)
+		}
+	}
+}
+
+// The returned config must not share slices with the file, since the
+// running config is an immutable snapshot.
+func TestControlCopies(t *testing.T) {
+	f, err := Parse([]byte(full))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.Control()
+	c.Listen[0] = "changed"
+	c.Peers[0].Addresses[0] = netip.Prefix{}
+	if f.Listen[0] == "changed" || !f.Peers[0].Addresses[0].IsValid() {
+		t.Error("Control() aliases the File's slices")
+	}
+}
+
+func TestInvalidField(t *testing.T) {
+	tests := []struct {
+		name, doc string
+		path      string
+		line      int
+		msg       string // substring of the message
+	}{
+		{"unknown top-level key", "hostname: a\nlisten_on: [\"1.2.3.4:1\"]\n", "listen_on", 2, `unknown key "listen_on"`},
+		{"unknown nested key", "control:\n  retransmit:\n    initial: 1s\n    backoff: 2\n", "control.retransmit.backoff", 4, "unknown key"},
+		{"unknown peer key", "peers:\n  - name: a\n    host_name: A\n    password: x\n", "peers[0].password", 4, "unknown key"},
+		{"matching key in default_peer", "default_peer:\n  host_name: X\n", "default_peer.host_name", 2, "unknown key"},
+		{"repeated key", "hostname: a\nhostname: b\n", "hostname", 2, "repeated (first on line 1)"},
+		{"empty hostname", "hostname: \"\"\n", "hostname", 1, "must not be empty"},
+		{"listen no port", "listen: [\"0.0.0.0\"]\n", "listen[0]", 1, "want host:port"},
+		{"listen bad port", "listen:\n  - \"0.0.0.0:1701\"\n  - \"0.0.0.0:70000\"\n", "listen[1]", 3, "port must be a number"},
+		{"listen host name", "listen: [\"lns.example:1701\"]\n", "listen[0]", 1, "host must be an IP address"},
+		{"listen empty", "listen: []\n", "listen", 1, "at least one address"},
+		{"listen duplicate", "listen: [\":1701\", \":1701\"]\n", "listen[1]", 1, "duplicate address"},
+		{"listen not a list", "listen: \"0.0.0.0:1701\"\n", "listen", 1, "expected a list"},
+		{"log level", "log:\n  level: verbose\n", "log.level", 2, `invalid level "verbose"`},
+		{"log format", "log: {format: xml}\n", "log.format", 1, `invalid format "xml"`},
+		{"admin mode not octal", "admin:\n  mode: \"0689\"\n", "admin.mode", 2, "want octal"},
+		{"admin mode too wide", "admin: {mode: \"01777\"}\n", "admin.mode", 1, "want octal"},
+		{"admin mode locks owner out", "admin: {mode: \"0066\"}\n", "admin.mode", 1, "owner read and write"},
+		{"admin socket empty", "admin: {socket: \"\"}\n", "admin.socket", 1, "must not be empty"},
+		{"shards zero", "control: {shards: 0}\n", "control.shards", 1, "from 1 to 64, got 0"},
+		{"shards too many", "control:\n  shards: 65\n", "control.shards", 2, "from 1 to 64, got 65"},
+		{"shards not integer", "control: {shards: two}\n", "control.shards", 1, `expected an integer, got "two"`},
+		{"receive window zero", "control: {receive_window: 0}\n", "control.receive_window", 1, "from 1 to 65535"},
+		{"receive window too big", "control: {receive_window: 65536}\n", "control.receive_window", 1, "from 1 to 65535"},
+		{"hello no unit", "control: {hello_interval: 60}\n", "control.hello_interval", 1, "needs a unit"},
+		{"hello negative", "control: {hello_interval: -1s}\n", "control.hello_interval", 1, "must be positive"},
+		{"hello zero", "control: {hello_interval: 0s}\n", "control.hello_interval", 1, "must be positive"},
+		{"hello garbage", "control: {hello_interval: soon}\n", "control.hello_interval", 1, "invalid duration"},
+		{"cap below initial", "control:\n  retransmit:\n    initial: 2s\n    cap: 1s\n", "control.retransmit.cap", 4, "below the initial timeout"},
+		{"initial above default cap", "control:\n  retransmit:\n    initial: 10s\n", "control.retransmit.initial", 3, "below the initial timeout"},
+		{"max retries zero", "control: {retransmit: {max_retries: 0}}\n", "control.retransmit.max_retries", 1, "from 1 to 100"},
+		{"limit zero", "limits:\n  max_tunnels: 0\n", "limits.max_tunnels", 2, "from 1 to"},
+		{"limit not integer", "limits: {max_sessions: 1.5}\n", "limits.max_sessions", 1, "expected an integer"},
+		{"peer without name", "peers:\n  - host_name: A\n", "peers[0].name", 2, "required"},
+		{"peer empty name", "peers:\n  - {name: \"\", host_name: A}\n", "peers[0].name", 2, "must not be empty"},
+		{"peer duplicate name", "peers:\n  - {name: a, host_name: A}\n  - {name: a, host_name: B}\n", "peers[1].name", 3, `duplicate peer name "a" (first used on line 2)`},
+		{"peer matches nothing", "peers:\n  - name: a\n    secret: x\n", "peers[0]", 2, "needs host_name or addresses"},
+		{"peer empty address list", "peers:\n  - name: a\n    addresses: []\n", "peers[0]", 2, "needs host_name or addresses"},
+		{"peer bad prefix", "peers:\n  - name: a\n    addresses:\n      - 192.0.2.0/24\n      - 10.0.0/8\n", "peers[0].addresses[1]", 5, `invalid prefix "10.0.0/8"`},
+		{"peer prefix host bits", "peers:\n  - {name: a, addresses: [10.0.0.1/8]}\n", "peers[0].addresses[0]", 2, `did you mean "10.0.0.0/8"`},
+		{"peer empty secret", "peers:\n  - name: a\n    host_name: A\n    secret: \"\"\n", "peers[0].secret", 4, "must not be empty"},
+		{"peer null secret", "peers:\n  - name: a\n    host_name: A\n    secret:\n", "peers[0].secret", 4, "missing value"},
+		{"peer bool as string", "peers:\n  - {name: a, host_name: A, reject: \"yes\"}\n", "peers[0].reject", 2, "expected true or false"},
+		{"peer not a mapping", "peers:\n  - cisco\n", "peers[0]", 2, "expected a mapping"},
+		{"peers not a list", "peers: {name: a}\n", "peers", 1, "expected a list"},
+		{"store postgres", "store: {backend: postgres}\n", "store.backend", 1, "not supported yet"},
+		{"store unknown", "store:\n  backend: redis\n", "store.backend", 2, `unknown backend "redis"`},
+		{"user duplicate", "auth:\n  local_users:\n    - {name: a, password: x}\n    - {name: a, password: y}\n", "auth.local_users[1].name", 4, `duplicate user "a"`},
+		{"user without password", "auth:\n  local_users:\n    - {name: a}\n", "auth.local_users[0].password", 3, "required"},
+		{"user empty name", "auth:\n  local_users:\n    - {name: \"\", password: x}\n", "auth.local_users[0].name", 3, "must not be empty"},
+		{"string given a mapping", "hostname: {a: b}\n", "hostname", 1, "expected a string, got a mapping"},
+		{"root not a mapping", "- a\n- b\n", "", 1, "expected a mapping"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := Parse([]byte(tt.doc))
+			if err == nil {
+				t.Fatalf("Parse accepted it: %+v", f)
+			}
+			var errs Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("error is %T, want Errors: %v", err, err)
+			}
+			if len(errs) != 1 {
+				t.Fatalf("got %d errors, want 1:\n%v", len(errs), err)
+			}
+			e := errs[0]
+			if e.Path != tt.path || e.Line != tt.line || !strings.Contains(e.Msg, tt.msg) {
+				t.Errorf("got %q (path %q line %d), want path %q line %d containing %q",
+					e.Error(), e.Path, e.Line, tt.path, tt.line, tt.msg)
+			}
+		})
+	}
+}
+
+func TestErrorFormat(t *testing.T) {
+	doc := "peers:\n  - name: a\n    addresses:\n      - 10.0.0/8\n"
+	_, err := Parse([]byte(doc))
+	want := `peers[0].addresses[0] (line 4): invalid prefix "10.0.0/8"`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+}
+
+// Validation runs over the whole document: one bad field does not hide
+// the next.
+func TestSeveralErrorsReportedTogether(t *testing.T) {
+	doc := `hostname: lns
+listen: ["0.0.0.0"]
+log: {level: loud}
+control:
+  shards: 100
+  colour: blue
+peers:
+  - name: a
+    addresses: [300.0.0.0/8]
+  - name: a
+    host_name: B
+store: {backend: postgres}
+`
+	_, err := Parse([]byte(doc))
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("got %v, want Errors", err)
+	}
+	want := []struct {
+		path string
+		line int
+	}{
+		{"listen[0]", 2},
+		{"log.level", 3},
+		{"control.shards", 5},
+		{"control.colour", 6},
+		{"peers[0].addresses[0]", 9},
+		{"peers[1].name", 10},
+		{"store.backend", 12},
+	}
+	if len(errs) != len(want) {
+		t.Fatalf("got %d errors, want %d:\n%v", len(errs), len(want), err)
+	}
+	for i, w := range want {
+		if errs[i].Path != w.path || errs[i].Line != w.line {
+			t.Errorf("error %d = %q, want path %s line %d", i, errs[i].Error(), w.path, w.line)
+		}
+	}
+	if n := strings.Count(err.Error(), "\n"); n != len(want)-1 {
+		t.Errorf("Error() has %d lines, want one per problem:\n%s", n+1, err)
+	}
+}
+
+func TestSyntaxErrorHasLine(t *testing.T) {
+	_, err := Parse([]byte("hostname: a\nlisten: [\"x\"\nlog: {}\n"))
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 1 {
+		t.Fatalf("got %v, want one error", err)
+	}
+	if errs[0].Line == 0 || strings.HasPrefix(errs[0].Msg, "yaml:") {
+		t.Errorf("syntax error lacks a line or keeps the yaml prefix: %+v", errs[0])
+	}
+}
+
+func TestSecondDocumentRejected(t *testing.T) {
+	_, err := Parse([]byte("hostname: a\n---\nhostname: b\n"))
+	if err == nil || !strings.Contains(err.Error(), "only one YAML document") {
+		t.Errorf("got %v", err)
+	}
+}
+
+// Anchors are resolved, so shared peer fragments validate like inline ones.
+func TestAliases(t *testing.T) {
+	doc := "peers:\n  - name: a\n    addresses: &nets [192.0.2.0/24]\n  - name: b\n    addresses: *nets\n"
+	f, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Peers) != 2 || len(f.Peers[1].Addresses) != 1 {
+		t.Errorf("peers = %+v", f.Peers)
+	}
+}
+
+func TestAdminModeForms(t *testing.T) {
+	for doc, want := range map[string]fs.FileMode{
+		`admin: {mode: "0600"}`:  0o600,
+		`admin: {mode: "0o660"}`: 0o660,
+		`admin: {mode: 0600}`:    0o600,
+		`admin: {mode: 666}`:     0o666,
+	} {
+		f, err := Parse([]byte(doc))
+		if err != nil {
+			t.Errorf("%s: %v", doc, err)
+			continue
+		}
+		if f.Admin.Mode != want {
+			t.Errorf("%s: mode %o, want %o", doc, f.Admin.Mode, want)
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "l2tpd.yaml")
+	if err := os.WriteFile(p, []byte("hostname: from-file\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Load(p)
+	if err != nil || f.HostName != "from-file" {
+		t.Fatalf("Load = %+v, %v", f, err)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.yaml")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: got %v, want fs.ErrNotExist", err)
+	}
+}
+
+// Every shipped configuration must pass validation.
+func TestShippedConfigsParse(t *testing.T) {
+	entries, err := fs.ReadDir(configs.FS, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) == 0 {
+		t.Fatal("no configs embedded")
+	}
+	for _, e := range entries {
+		b, err := fs.ReadFile(configs.FS, e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Parse(b); err != nil {
+			t.Errorf("configs/%s:\n%v", e.Name(), err)
+		}
+	}
+	// The on-disk directory too, in case a file is not embedded.
+	disk, err := filepath.Glob("../../../configs/*.y*ml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(disk) != len(entries) {
+		t.Errorf("configs/ has %d YAML files on disk but %d embedded", len(disk), len(entries))
+	}
+}
+
+// The embedded default is an open LNS on the standard port with the
+// memory store and one local user.
+func TestEmbeddedDefault(t *testing.T) {
+	f, err := Parse(configs.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(f.Listen, []string{"0.0.0.0:1701"}) {
+		t.Errorf("listen = %v", f.Listen)
+	}
+	if f.Store.Backend != "memory" || len(f.Auth.LocalUsers) != 1 || len(f.Peers) != 0 ||
+		f.DefaultPeer.Secret != "" || f.DefaultPeer.Reject {
+		t.Errorf("embedded default = %+v", f)
+	}
+	// Spelling out the defaults must not change them.
+	want := control.DefaultConfig()
+	want.Default.Name = "default"
+	if got := f.Control(); !reflect.DeepEqual(got, want) {
+		t.Errorf("lns.yaml differs from control.DefaultConfig:\n%+v\n%+v", got, want)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(full))
+	f.Add(configs.Default())
+	f.Add([]byte("peers:\n  - {name: a, addresses: [10.0.0/8]}\n"))
+	f.Add([]byte("a: &x [*x]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		file, err := Parse(data)
+		if err != nil {
+			var errs Errors
+			if !errors.As(err, &errs) || len(errs) == 0 {
+				t.Fatalf("error %T %v is not a non-empty Errors", err, err)
+			}
+			return
+		}
+		c := file.Control()
+		if c.Shards < 1 || c.Shards > 64 || c.ReceiveWindow == 0 || len(c.Listen) == 0 ||
+			c.RetransmitInitial <= 0 || c.RetransmitCap < c.RetransmitInitial || c.Hello <= 0 {
+			t.Fatalf("accepted an invalid config: %+v", c)
+		}
+	})
+}
