@@ -403,6 +403,25 @@ func TestDelayedZLBVersusPiggyback(t *testing.T) {
 	`)
 }
 
+// Flush sends the owed ack without waiting for AckDelay.
+func TestFlush(t *testing.T) {
+	s := run(t, testConfig(), `
+		recv 0 0 A -> Deliver
+		at 10ms
+		poll -
+	`)
+	if !s.c.AckOwed() {
+		t.Fatal("no ack owed after a delivered message")
+	}
+	out := s.c.Flush(s.now, nil)
+	if len(out) != 1 || describe(out[0]) != "ZLB(ns0,nr1)" || s.c.AckOwed() {
+		t.Fatalf("Flush sent %d packets, ack still owed: %v", len(out), s.c.AckOwed())
+	}
+	if out = s.c.Flush(s.now, out[:0]); len(out) != 0 {
+		t.Fatalf("second Flush sent %s", describe(out[0]))
+	}
+}
+
 // RFC 2661 §5.8: a retransmission keeps its Ns but carries the current Nr.
 func TestRetransmissionCarriesCurrentNr(t *testing.T) {
 	run(t, testConfig(), `
@@ -700,5 +719,23 @@ func TestSteadyStateAllocs(t *testing.T) {
 	}
 	if c.Stats().Received < 1000 {
 		t.Fatalf("only %d messages received", c.Stats().Received)
+	}
+}
+
+// BenchmarkExchange is one in-order message each way plus its ack.
+func BenchmarkExchange(b *testing.B) {
+	c := New(testConfig())
+	out := make([][]byte, 0, 8)
+	msg := fakeMsg('M', 0, 0)
+	now := t0
+	var ns uint16
+	b.ReportAllocs()
+	for b.Loop() {
+		now = now.Add(time.Millisecond)
+		c.Recv(now, ns, ns, false, msg)
+		c.Send(now, msg)
+		out = c.Poll(now, out[:0])
+		c.Recv(now, 0, ns+1, true, nil)
+		ns++
 	}
 }
