@@ -91,8 +91,9 @@ func appendAVPHeader(b []byte, mandatory, hidden bool, vendor uint32, t AVPType,
 		panic("wire: AVP value longer than 1023 bytes with its header")
 	}
 	w := uint16(hdr + valueLen)
-	if mandatory && !extended(vendor) {
-		// The Extended Vendor ID AVP itself must have M=0 (RFC 3931 §5.1).
+	if mandatory {
+		// RFC 3931 §5.1 wants M=0 on the Extended Vendor ID AVP; the bit is
+		// still written as given so that a received AVP re-encodes as it was.
 		w |= avpFlagM
 	}
 	if hidden {
