@@ -280,4 +280,3 @@ func TestReplayWindowsClientPAP(t *testing.T) {
 		t.Errorf("LinkDown reason %v", r)
 	}
 }
-
