@@ -54,6 +54,7 @@
 // tunnel, as RFC 2661 §5.8 asks.
 //
 // Memory is bounded by the caller on the send side (QueueLen) and by
-// ReceiveWindow on the receive side: at most ReceiveWindow-1 messages are
-// held out of order, each copied once into a buffer the channel reuses.
+// ReceiveWindow on the receive side: at most ReceiveWindow messages are
+// held (ReceiveWindow-1 when Next is drained after each Deliver), each
+// copied into a buffer the channel reuses.
 package reliable

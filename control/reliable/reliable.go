@@ -509,8 +509,9 @@ func (c *Channel) QueueLen() int { return c.qLen }
 // InFlight is how many sent messages wait for their acknowledgement.
 func (c *Channel) InFlight() int { return c.inflight }
 
-// HeldLen is how many out-of-order messages wait for a gap to fill; it
-// stays below ReceiveWindow.
+// HeldLen is how many received messages wait for in-order release: at
+// most ReceiveWindow-1 when the caller drains Next after each Deliver, and
+// never more than ReceiveWindow.
 func (c *Channel) HeldLen() int { return c.heldLen }
 
 // NextNs is the Ns the next message given to Send will carry.

@@ -353,6 +353,26 @@ func TestHeldSlotsReused(t *testing.T) {
 	`)
 }
 
+// A caller that has not drained Next yet still gets the whole window:
+// the message released by the gap stays held, in order, and the window
+// slides past it.
+func TestHeldWithoutNext(t *testing.T) {
+	cfg := testConfig()
+	cfg.ReceiveWindow = 2
+	run(t, cfg, `
+		recv 1 0 B -> Held
+		recv 0 0 A -> Deliver      # B is now in order, not yet taken
+		recv 1 0 B -> Duplicate
+		recv 2 0 C -> Held
+		state held=2 nextnr=1
+		recv 3 0 D -> OutOfWindow
+		next B
+		next C
+		next -
+		state held=0 nextnr=3
+	`)
+}
+
 // Messages too far ahead are dropped and do not count as heard.
 func TestOutOfWindowDropped(t *testing.T) {
 	cfg := testConfig()
