@@ -163,6 +163,21 @@ func negotiate(opts, reply []byte, nakAllowed bool, judge func(o Option, nak []b
 func (l *lcp) checkRequest(opts, reply []byte, nakAllowed bool) (uint8, []byte) {
 	cfg := &l.s.cfg
 	l.peerMRU, l.peerMagic, l.peerACFC, l.peerPFC, l.peerAuth = 0, 0, false, false, AuthNone
+	if l.sendMagic && nakAllowed {
+		for rest := opts; len(rest) > 0; {
+			o, r, _ := NextOption(rest)
+			rest = r
+			if o.Type == lcpOptMagic && len(o.Value) == 4 && binary.BigEndian.Uint32(o.Value) == l.magic {
+				// RFC 1661 §6.4: our own number coming back suggests a
+				// looped-back link. Only the Magic-Number is Nak'd, so
+				// that a loop keeps showing it rather than a Reject of
+				// options we sent ourselves.
+				l.loops++
+				l.magic = l.s.randMagic()
+				return CodeConfigureNak, appendOption32(reply, lcpOptMagic, l.s.randMagicNot(l.magic))
+			}
+		}
+	}
 	return negotiate(opts, reply, nakAllowed, func(o Option, nak []byte) (verdict, []byte) {
 		switch o.Type {
 		case lcpOptMRU:
@@ -202,13 +217,8 @@ func (l *lcp) checkRequest(opts, reply []byte, nakAllowed bool) (uint8, []byte) 
 			}
 			v := binary.BigEndian.Uint32(o.Value)
 			if v == 0 || (l.sendMagic && v == l.magic) {
-				// RFC 1661 §6.4: the same number on both ends suggests
-				// a looped-back link; answer with another number and
-				// draw a new one for ourselves.
-				if v != 0 {
-					l.loops++
-					l.magic = l.s.randMagic()
-				}
+				// Zero is not a magic number; an equal one reaches here
+				// only once Naks are exhausted and becomes a Reject.
 				return vNak, appendOption32(nak, lcpOptMagic, l.s.randMagicNot(l.magic))
 			}
 			l.peerMagic = v

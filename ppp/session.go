@@ -272,7 +272,7 @@ func (s *Session) settle(now time.Time) {
 	if s.dead {
 		return
 	}
-	if s.lcp.loops > s.cfg.Timers.MaxFailure {
+	if s.lcp.loops >= s.cfg.Timers.MaxFailure {
 		s.fail(ReasonLoopback)
 	}
 	if !s.closeWanted {
