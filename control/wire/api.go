@@ -163,6 +163,8 @@ func Unhide(dst []byte, t AVPType, hidden, secret, randomVector []byte) ([]byte,
 // Unhide decrypts every hidden AVP of m in place of its view (the clear
 // values are appended to scratch, which is returned for reuse); the AVPs
 // lose their Hidden flag. Random Vector AVPs are tracked in message order.
+// secret is the tunnel's shared secret: for an L2TPv3 message the hiding
+// key HMAC-MD5(secret, 1) is derived from it (RFC 3931 §5.3).
 func (m *Message) Unhide(secret, scratch []byte) ([]byte, error) {
 	return m.unhide(secret, scratch)
 }
@@ -193,6 +195,10 @@ func (e *ProtocolError) Error() string {
 // message type, required AVPs present, AVP lengths/kinds valid, unknown
 // mandatory AVPs. Unknown AVPs without the M bit are accepted (skipped).
 // It returns nil or a *ProtocolError.
+//
+// Hidden AVPs are checked for presence only (and for a Random Vector
+// before them); their lengths are checked when Validate runs again after
+// (*Message).Unhide. See validate for the rules in full.
 func Validate(m *Message) error {
 	return validate(m)
 }
