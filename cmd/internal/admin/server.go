@@ -56,9 +56,10 @@ type Server struct {
 	// refusing bounds the goroutines answering refused connections.
 	refusing chan struct{}
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	mu     sync.Mutex
+	closed bool // set at shutdown; later connections are closed at once
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
 }
 
 // NewServer returns a server answering from b.
@@ -132,6 +133,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		ln.Close()
 		s.mu.Lock()
+		s.closed = true
 		for c := range s.conns {
 			c.Close()
 		}
@@ -165,8 +167,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // track registers a connection's goroutine so shutdown can close the
 // connection and wait for it.
+// A connection accepted while shutting down is closed before its
+// goroutine starts reading, so it cannot hold Serve up.
 func (s *Server) track(c net.Conn) {
 	s.mu.Lock()
+	if s.closed {
+		c.Close()
+	}
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 	s.wg.Add(1)

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/l2tpd/l2tpd/cmd/internal/admin"
+	"github.com/l2tpd/l2tpd/cmd/internal/config"
+	"github.com/l2tpd/l2tpd/configs"
+	"github.com/l2tpd/l2tpd/control"
+)
+
+// version is set at link time (-ldflags "-X main.version=v1.2.3").
+var version string
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		// After the first signal starts the shutdown, a second one
+		// kills the process the default way.
+		<-ctx.Done()
+		stop()
+	}()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, newControlServer))
+}
+
+// controlServer is what the daemon needs from control.Server.
+type controlServer interface {
+	admin.Backend
+	Run(ctx context.Context) error
+	Ready() <-chan struct{}
+	LocalAddrs() []net.Addr
+}
+
+type newServerFunc func(control.Config, *zap.Logger) (controlServer, error)
+
+func newControlServer(cfg control.Config, log *zap.Logger) (controlServer, error) {
+	return control.New(cfg, log)
+}
+
+func versionString() string {
+	v := version
+	if v == "" {
+		v = "devel"
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+	}
+	return v
+}
+
+// run is the whole daemon; it returns the exit status. The daemon stops
+// when ctx is done.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, newServer newServerFunc) int {
+	fs := flag.NewFlagSet("l2tpd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration `file` (default: the embedded configs/lns.yaml)")
+	checkPath := fs.String("check", "", "validate the configuration `file`, print every error and exit")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: l2tpd [-config FILE] | -check FILE | -version\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "l2tpd: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return 2
+	}
+	switch {
+	case *showVersion:
+		fmt.Fprintf(stdout, "l2tpd %s %s %s/%s\n", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return 0
+	case *checkPath != "":
+		if _, err := config.Load(*checkPath); err != nil {
+			printConfigErrors(stderr, *checkPath, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", *checkPath)
+		return 0
+	}
+
+	source := *configPath
+	var cfg *config.File
+	var err error
+	if source == "" {
+		source = "embedded configs/lns.yaml"
+		cfg, err = config.Parse(configs.Default())
+	} else {
+		cfg, err = config.Load(source)
+	}
+	if err != nil {
+		printConfigErrors(stderr, source, err)
+		return 1
+	}
+	log, atom, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "l2tpd: %v\n", err)
+		return 1
+	}
+	defer log.Sync()
+	if err := serve(ctx, cfg, log, atom, newServer); err != nil {
+		log.Error("l2tpd failed", zap.Error(err))
+		return 1
+	}
+	return 0
+}
+
+// serve runs the control server and the admin socket until ctx is done
+// or the control server fails.
+func serve(ctx context.Context, cfg *config.File, log *zap.Logger, atom zap.AtomicLevel, newServer newServerFunc) error {
+	log.Info("l2tpd starting",
+		zap.String("version", versionString()),
+		zap.Strings("listen", cfg.Listen),
+		zap.String("host_name", cfg.HostName),
+		zap.Int("peers", len(cfg.Peers)),
+		zap.String("store", cfg.Store.Backend))
+	srv, err := newServer(cfg.Control(), log.Named("control"))
+	if err != nil {
+		return err
+	}
+	ln, err := admin.Listen(cfg.Admin.Socket, cfg.Admin.Mode)
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	adminDone := make(chan error, 1)
+	go func() {
+		adminDone <- admin.NewServer(srv, admin.Options{
+			SetLevel: levelSetter(atom),
+			Log:      log.Named("admin"),
+		}).Serve(ctx, ln)
+	}()
+	runDone := make(chan error, 1)
+	go func() { runDone <- srv.Run(ctx) }()
+
+	var runErr error
+	stopped := false
+	select {
+	case <-srv.Ready():
+		addrs := make([]string, 0, len(cfg.Listen))
+		for _, a := range srv.LocalAddrs() {
+			addrs = append(addrs, a.String())
+		}
+		log.Info("l2tpd started", zap.Strings("listen", addrs), zap.String("admin_socket", cfg.Admin.Socket))
+	case runErr = <-runDone:
+		stopped = true
+	case <-ctx.Done():
+	}
+	if !stopped {
+		select {
+		case runErr = <-runDone:
+		case <-ctx.Done():
+			log.Info("l2tpd shutting down: closing every tunnel")
+			runErr = <-runDone
+		}
+	}
+	cancel()
+	if err := <-adminDone; err != nil {
+		log.Warn("admin socket failed", zap.Error(err))
+	}
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		return runErr
+	}
+	log.Info("l2tpd stopped")
+	return nil
+}
+
+// printConfigErrors writes one line per problem, prefixed by the file, so
+// editors and scripts can jump to each.
+func printConfigErrors(w io.Writer, source string, err error) {
+	var errs config.Errors
+	if errors.As(err, &errs) {
+		for _, e := range errs {
+			fmt.Fprintf(w, "%s: %s\n", source, e.Error())
+		}
+		return
+	}
+	fmt.Fprintf(w, "l2tpd: %v\n", err)
+}
