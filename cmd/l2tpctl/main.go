@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/l2tpd/l2tpd/cmd/internal/admin"
+	"github.com/l2tpd/l2tpd/control"
+)
+
+// defaultSocket is where l2tpd puts its admin socket unless configured.
+const defaultSocket = "/run/l2tpd/admin.sock"
+
+const usage = `usage: l2tpctl [-s SOCKET] [-o table|json] COMMAND
+
+commands:
+  show tunnels
+  show sessions
+  show stats
+  clear tunnel ID       tear a tunnel down (StopCCN) with its sessions
+  clear session ID      tear one session down (CDN)
+  log level LEVEL       debug, info, warn or error
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is the whole command; it returns the exit status: 0 on success,
+// 1 when the daemon cannot be reached or answers an error, 2 on misuse.
+func run(args []string, stdout, stderr io.Writer) int {
+	fset := flag.NewFlagSet("l2tpctl", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	socket := fset.String("s", defaultSocket, "l2tpd admin `socket`")
+	output := fset.String("o", "table", "output `format`: table or json")
+	fset.Usage = func() {
+		fmt.Fprint(stderr, usage, "\nflags:\n")
+		fset.PrintDefaults()
+	}
+	if err := fset.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *output != "table" && *output != "json" {
+		fmt.Fprintf(stderr, "l2tpctl: unknown output format %q (want table or json)\n\n%s", *output, usage)
+		return 2
+	}
+	req, err := parseCommand(fset.Args())
+	if err != nil {
+		fmt.Fprintf(stderr, "l2tpctl: %v\n\n%s", err, usage)
+		return 2
+	}
+
+	c, err := admin.Dial(*socket)
+	if err != nil {
+		fmt.Fprintf(stderr, "l2tpctl: %s\n", dialHint(*socket, err))
+		return 1
+	}
+	defer c.Close()
+	data, err := c.Do(req)
+	if err != nil {
+		fmt.Fprintf(stderr, "l2tpctl: %v\n", err)
+		return 1
+	}
+	if *output == "json" {
+		err = printJSON(stdout, data)
+	} else {
+		err = printTable(stdout, req, data)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "l2tpctl: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func parseCommand(args []string) (admin.Request, error) {
+	if len(args) == 0 {
+		return admin.Request{}, errors.New("missing command")
+	}
+	words := strings.Join(args, " ")
+	args = slices.Clone(args)
+	for i := 0; i < len(args) && i < 2; i++ {
+		args[i] = strings.ToLower(args[i])
+	}
+	switch {
+	case len(args) == 2 && args[0] == "show":
+		switch cmd := "show " + args[1]; cmd {
+		case admin.CmdShowTunnels, admin.CmdShowSessions, admin.CmdShowStats:
+			return admin.Request{Cmd: cmd}, nil
+		}
+	case len(args) == 3 && args[0] == "clear" && (args[1] == "tunnel" || args[1] == "session"):
+		id, err := strconv.ParseUint(args[2], 10, 32)
+		if err != nil || id == 0 {
+			return admin.Request{}, fmt.Errorf("invalid %s id %q (want 1 to 4294967295)", args[1], args[2])
+		}
+		return admin.Request{Cmd: "clear " + args[1], ID: uint32(id)}, nil
+	case len(args) == 3 && args[0] == "log" && args[1] == "level":
+		return admin.Request{Cmd: admin.CmdLogLevel, Level: args[2]}, nil
+	}
+	return admin.Request{}, fmt.Errorf("unknown command %q", words)
+}
+
+// dialHint turns a dial failure into what the operator should check.
+func dialHint(socket string, err error) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Sprintf("no admin socket at %s: is l2tpd running? (-s names another socket)", socket)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Sprintf("nothing answers on %s: is l2tpd running?", socket)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Sprintf("permission denied on %s: run as a user the socket's mode admits", socket)
+	}
+	return err.Error()
+}
+
+func printJSON(w io.Writer, data json.RawMessage) error {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, data, "", "  "); err != nil {
+		return fmt.Errorf("bad answer from l2tpd: %w", err)
+	}
+	buf.WriteByte('\n')
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+func printTable(w io.Writer, req admin.Request, data json.RawMessage) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	switch req.Cmd {
+	case admin.CmdShowTunnels:
+		var ts []control.TunnelInfo
+		if err := json.Unmarshal(data, &ts); err != nil {
+			return fmt.Errorf("bad answer from l2tpd: %w", err)
+		}
+		fmt.Fprintln(tw, "ID\tPEER-ID\tPEER\tHOST\tVER\tSTATE\tSESSIONS\tUPTIME")
+		for _, t := range ts {
+			fmt.Fprintf(tw, "%d\t%d\t%s\t%s\tv%d\t%s\t%d\t%s\n", t.TunnelID, t.PeerTunnelID, dash(t.Peer),
+				dash(t.PeerHostName), t.Version, dash(t.State), t.Sessions, uptime(t.UptimeSeconds))
+		}
+	case admin.CmdShowSessions:
+		var ss []control.SessionInfo
+		if err := json.Unmarshal(data, &ss); err != nil {
+			return fmt.Errorf("bad answer from l2tpd: %w", err)
+		}
+		fmt.Fprintln(tw, "ID\tPEER-ID\tTUNNEL\tPEER\tVER\tSTATE\tUPTIME")
+		for _, s := range ss {
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%s\tv%d\t%s\t%s\n", s.SessionID, s.PeerSessionID, s.TunnelID,
+				dash(s.Peer), s.Version, dash(s.State), uptime(s.UptimeSeconds))
+		}
+	case admin.CmdShowStats:
+		var st control.Stats
+		if err := json.Unmarshal(data, &st); err != nil {
+			return fmt.Errorf("bad answer from l2tpd: %w", err)
+		}
+		fmt.Fprintln(tw, "COUNTER\tVALUE")
+		fmt.Fprintf(tw, "tunnels\t%d\n", st.Tunnels)
+		fmt.Fprintf(tw, "sessions\t%d\n", st.Sessions)
+		for _, k := range sortedKeys(st.Counters) {
+			fmt.Fprintf(tw, "%s\t%d\n", k, st.Counters[k])
+		}
+		for _, k := range sortedKeys(st.Drops) {
+			fmt.Fprintf(tw, "drop.%s\t%d\n", k, st.Drops[k])
+		}
+	case admin.CmdClearTunnel, admin.CmdClearSession:
+		var c admin.Cleared
+		if err := json.Unmarshal(data, &c); err != nil {
+			return fmt.Errorf("bad answer from l2tpd: %w", err)
+		}
+		fmt.Fprintf(tw, "%s %d cleared\n", c.Cleared, c.ID)
+	case admin.CmdLogLevel:
+		var l admin.LevelChange
+		if err := json.Unmarshal(data, &l); err != nil {
+			return fmt.Errorf("bad answer from l2tpd: %w", err)
+		}
+		fmt.Fprintf(tw, "log level %s (was %s)\n", l.Level, l.Previous)
+	}
+	return tw.Flush()
+}
+
+func sortedKeys(m map[string]uint64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// dash keeps empty cells visible so columns stay parseable by awk.
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// uptime prints whole seconds compactly: 45s, 3m05s, 2h03m05s, 4d02h03m.
+func uptime(seconds float64) string {
+	if seconds < 0 {
+		seconds = 0
+	}
+	d := time.Duration(seconds) * time.Second
+	days := d / (24 * time.Hour)
+	h := (d % (24 * time.Hour)) / time.Hour
+	m := (d % time.Hour) / time.Minute
+	s := (d % time.Minute) / time.Second
+	switch {
+	case days > 0:
+		return fmt.Sprintf("%dd%02dh%02dm", days, h, m)
+	case h > 0:
+		return fmt.Sprintf("%dh%02dm%02ds", h, m, s)
+	case m > 0:
+		return fmt.Sprintf("%dm%02ds", m, s)
+	}
+	return fmt.Sprintf("%ds", s)
+}
