@@ -405,3 +405,26 @@ func TestDialMissingSocket(t *testing.T) {
 		t.Errorf("got %v, want fs.ErrNotExist", err)
 	}
 }
+
+// Any request line gets exactly one well-formed answer: ok with data, or
+// an error message.
+func FuzzHandle(f *testing.F) {
+	for _, s := range []string{
+		`{"cmd":"show tunnels"}`, `{"cmd":"clear tunnel","id":5}`, `{"cmd":"clear session","id":7}`,
+		`{"cmd":"log level","level":"debug"}`, `{"cmd":"show stats"}`, `{}`, `[]`, `{"cmd":1}`, `{"id":-1}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		s := NewServer(admintest.New(tunnels, sessions, stats), Options{
+			SetLevel: func(l string) (string, error) { return "info", nil },
+		})
+		r := s.Handle(context.Background(), line)
+		if r.OK == (r.Error != "") || (r.OK && !json.Valid(r.Data)) {
+			t.Fatalf("answer %+v", r)
+		}
+		if _, err := json.Marshal(r); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
