@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/l2tpd/l2tpd/control"
@@ -123,6 +124,9 @@ func Parse(data []byte) (*File, error) {
 	d := &decoder{}
 	d.document(data, f)
 	if len(d.errs) > 0 {
+		// Checks that span several keys run after the keys are read;
+		// sorting puts their errors back in document order.
+		slices.SortStableFunc(d.errs, func(a, b FieldError) int { return a.Line - b.Line })
 		return nil, d.errs
 	}
 	return f, nil

@@ -398,3 +398,18 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// Errors from checks spanning several keys still come in line order.
+func TestErrorsInLineOrder(t *testing.T) {
+	doc := "control:\n  retransmit:\n    initial: 9s\n  shards: 0\npeers:\n  - name: a\n"
+	_, err := Parse([]byte(doc))
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 3 {
+		t.Fatalf("got %v", err)
+	}
+	for i, want := range []int{3, 4, 6} {
+		if errs[i].Line != want {
+			t.Errorf("error %d on line %d, want %d:\n%v", i, errs[i].Line, want, err)
+		}
+	}
+}
