@@ -1,0 +1,119 @@
+package control
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Config is the control plane's part of the running configuration. It is
+// an immutable snapshot: the daemon builds a new one on reload.
+type Config struct {
+	// Listen holds the UDP addresses to serve L2TPv2 and L2TPv3 on
+	// ("0.0.0.0:1701", "[::]:1701").
+	Listen []string
+	// HostName is sent in the Host Name AVP.
+	HostName string
+	// Shards is the number of owner goroutines tunnels are spread over.
+	Shards int
+	// Peers are matched in order against an SCCRQ's Host Name and source
+	// address; the first match gives the secret and policy. Default
+	// applies when no peer matches.
+	Peers   []Peer
+	Default Peer
+	// ReceiveWindow is the Receive Window Size we advertise.
+	ReceiveWindow uint16
+	// Hello is the idle interval after which a Hello is sent.
+	Hello time.Duration
+	// RetransmitInitial, RetransmitCap and MaxRetransmits shape the
+	// control channel's exponential backoff (RFC 2661 §5.8).
+	RetransmitInitial time.Duration
+	RetransmitCap     time.Duration
+	MaxRetransmits    int
+	Limits            Limits
+}
+
+// Peer is the policy for the LACs or LNSs a rule matches.
+type Peer struct {
+	Name string
+	// HostName matches the peer's Host Name AVP exactly when not empty.
+	HostName string
+	// Addresses match the peer's source address when not empty.
+	Addresses []netip.Prefix
+	// Secret enables challenge/response tunnel authentication (v2) and
+	// the Message Digest (v3) when not empty.
+	Secret string
+	// HideAVPs hides the AVPs RFC 2661 allows to hide in what we send.
+	HideAVPs bool
+	// Reject refuses tunnels from this peer (StopCCN, result 4).
+	Reject bool
+}
+
+// Limits bound memory under floods and reconnect storms.
+type Limits struct {
+	MaxTunnels           int
+	MaxSessions          int
+	MaxSessionsPerTunnel int
+	MaxHalfOpenPerPeer   int
+	MaxTunnelsPerPeer    int
+}
+
+// DefaultConfig returns the values used for anything a config leaves out.
+func DefaultConfig() Config {
+	return Config{
+		Listen:            []string{"0.0.0.0:1701"},
+		HostName:          "l2tpd",
+		Shards:            2,
+		ReceiveWindow:     16,
+		Hello:             60 * time.Second,
+		RetransmitInitial: time.Second,
+		RetransmitCap:     8 * time.Second,
+		MaxRetransmits:    5,
+		Limits: Limits{
+			MaxTunnels:           4096,
+			MaxSessions:          65536,
+			MaxSessionsPerTunnel: 65535,
+			MaxHalfOpenPerPeer:   16,
+			MaxTunnelsPerPeer:    64,
+		},
+	}
+}
+
+// TunnelInfo describes one tunnel for l2tpctl show tunnels.
+type TunnelInfo struct {
+	TunnelID      uint32    `json:"tunnel_id"`
+	PeerTunnelID  uint32    `json:"peer_tunnel_id"`
+	Peer          string    `json:"peer"`
+	PeerHostName  string    `json:"peer_host_name"`
+	Local         string    `json:"local"`
+	Role          string    `json:"role"`
+	Version       int       `json:"version"`
+	State         string    `json:"state"`
+	Sessions      int       `json:"sessions"`
+	Since         time.Time `json:"since"`
+	UptimeSeconds float64   `json:"uptime_seconds"`
+	Retransmits   uint64    `json:"retransmits"`
+}
+
+// SessionInfo describes one session for l2tpctl show sessions.
+type SessionInfo struct {
+	SessionID     uint32    `json:"session_id"`
+	PeerSessionID uint32    `json:"peer_session_id"`
+	TunnelID      uint32    `json:"tunnel_id"`
+	PeerTunnelID  uint32    `json:"peer_tunnel_id"`
+	Peer          string    `json:"peer"`
+	Version       int       `json:"version"`
+	State         string    `json:"state"`
+	CallSerial    uint32    `json:"call_serial"`
+	CallingNumber string    `json:"calling_number,omitempty"`
+	CalledNumber  string    `json:"called_number,omitempty"`
+	Since         time.Time `json:"since"`
+	UptimeSeconds float64   `json:"uptime_seconds"`
+}
+
+// Stats are the control plane's counters.
+type Stats struct {
+	Tunnels  int               `json:"tunnels"`
+	Sessions int               `json:"sessions"`
+	Drops    map[string]uint64 `json:"drops"`
+	Counters map[string]uint64 `json:"counters"`
+}

@@ -1,0 +1,314 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/l2tpd/l2tpd/control/tunnel"
+	"github.com/l2tpd/l2tpd/control/wire"
+)
+
+// ErrNotFound is returned by Clear* for an unknown ID.
+var ErrNotFound = errors.New("control: no such tunnel or session")
+
+// maxPacket bounds a control datagram; L2TP over UDP fits a jumbo frame.
+const maxPacket = 9216
+
+// Server runs the L2TP control plane: listeners, shards and the admin
+// queries the daemon exposes. Tunnels are spread over a few shard
+// goroutines; nothing runs per tunnel or per session.
+type Server struct {
+	cfg   Config
+	log   *zap.Logger
+	ready chan struct{}
+
+	listeners []*listener
+	shards    []*shard
+	seed      maphash.Seed
+	tunnels   atomic.Int64 // across shards, for Limits.MaxTunnels
+	sessions  atomic.Int64
+	drops     dropCounters
+}
+
+// New checks cfg and returns a server that is not yet listening.
+func New(cfg Config, log *zap.Logger) (*Server, error) {
+	if len(cfg.Listen) == 0 {
+		return nil, errors.New("control: no listen address")
+	}
+	if cfg.Shards <= 0 {
+		cfg.Shards = 1
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	s := &Server{cfg: cfg, log: log, ready: make(chan struct{}), seed: maphash.MakeSeed()}
+	for i := 0; i < cfg.Shards; i++ {
+		s.shards = append(s.shards, newShard(s, i))
+	}
+	return s, nil
+}
+
+// Ready is closed once every listener is bound.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// LocalAddrs are the bound listener addresses (after Ready).
+func (s *Server) LocalAddrs() []net.Addr {
+	var a []net.Addr
+	for _, l := range s.listeners {
+		a = append(a, l.conn.LocalAddr())
+	}
+	return a
+}
+
+// Run binds the listeners and serves until ctx is done, then tears every
+// tunnel down (StopCCN, result 6) before returning.
+func (s *Server) Run(ctx context.Context) error {
+	for _, addr := range s.cfg.Listen {
+		l, err := listen(addr)
+		if err != nil {
+			for _, l := range s.listeners {
+				l.conn.Close()
+			}
+			return err
+		}
+		s.listeners = append(s.listeners, l)
+	}
+	var wg sync.WaitGroup
+	for _, sh := range s.shards {
+		wg.Add(1)
+		go func(sh *shard) { defer wg.Done(); sh.run() }(sh)
+	}
+	var rwg sync.WaitGroup
+	for _, l := range s.listeners {
+		rwg.Add(1)
+		go func(l *listener) { defer rwg.Done(); s.readLoop(l) }(l)
+		s.log.Info("listening", zap.String("addr", l.conn.LocalAddr().String()))
+	}
+	close(s.ready)
+	<-ctx.Done()
+
+	// Graceful stop: StopCCN to every tunnel, then wait (bounded) for acks.
+	stopCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	s.eachShard(stopCtx, func(sh *shard) { sh.closeAll() })
+	for stopCtx.Err() == nil && s.tunnels.Load() > 0 {
+		select {
+		case <-stopCtx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	for _, l := range s.listeners {
+		l.conn.Close()
+	}
+	rwg.Wait()
+	for _, sh := range s.shards {
+		close(sh.quit)
+	}
+	wg.Wait()
+	return nil
+}
+
+// inPacket is a received datagram on its way to a shard.
+type inPacket struct {
+	buf  []byte
+	from netip.AddrPort
+	to   netip.Addr
+	l    *listener
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, maxPacket); return &b }}
+
+// readLoop classifies datagrams by header only and hands control
+// messages to the owning shard.
+func (s *Server) readLoop(l *listener) {
+	oob := make([]byte, 128)
+	for {
+		bp := bufPool.Get().(*[]byte)
+		n, from, to, err := l.read(*bp, oob)
+		if err != nil {
+			bufPool.Put(bp)
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.drops.inc(dropReadError)
+			continue
+		}
+		pkt := (*bp)[:n]
+		h, _, err := wire.ParseHeader(pkt, wire.EncapUDP)
+		if err != nil {
+			if v, ok := wire.VersionOf(pkt, wire.EncapUDP); ok && v != 2 && v != 3 && n >= 2 && pkt[0]&0x80 != 0 {
+				s.refuseVersion(l, pkt, from, to)
+				s.drops.inc(dropVersion)
+			} else {
+				s.drops.inc(dropMalformed)
+			}
+			bufPool.Put(bp)
+			continue
+		}
+		if !h.Control {
+			// The PPP datapath is not wired to the control plane yet.
+			s.drops.inc(dropData)
+			bufPool.Put(bp)
+			continue
+		}
+		var sh *shard
+		if h.TunnelID == 0 {
+			sh = s.shards[s.peerShard(from.Addr())]
+		} else {
+			sh = s.shards[int(h.TunnelID%uint32(len(s.shards)))]
+		}
+		select {
+		case sh.in <- inPacket{buf: pkt, from: from, to: to, l: l}:
+		default:
+			s.drops.inc(dropOverload)
+			bufPool.Put(bp)
+		}
+	}
+}
+
+func (s *Server) peerShard(a netip.Addr) int {
+	b := a.As16()
+	return int(maphash.Bytes(s.seed, b[:]) % uint64(len(s.shards)))
+}
+
+// refuseVersion answers a control message of a version we do not speak
+// with a stateless v2 StopCCN, result 5, the highest version we support
+// in the error field (RFC 2661 §4.4.2, RFC 3931 §4.7.3).
+func (s *Server) refuseVersion(l *listener, pkt []byte, from netip.AddrPort, to netip.Addr) {
+	b := wire.AppendControlHeader(nil, wire.EncapUDP, wire.Header{Control: true, HasLength: true, HasSeq: true, Version: 2, Nr: 1})
+	b = wire.AppendMessageType(b, wire.MsgStopCCN)
+	b = wire.AppendAVPUint16(b, true, wire.VendorIETF, wire.AVPAssignedTunnelID, 0)
+	b = wire.AppendResultCode(b, true, wire.ResultUnsupportedVersion, 3, "")
+	wire.FinishControl(b, 0, wire.EncapUDP)
+	_ = l.write(b, from, to, nil)
+}
+
+// eachShard runs fn in every shard's goroutine and waits for all.
+func (s *Server) eachShard(ctx context.Context, fn func(*shard)) error {
+	var wg sync.WaitGroup
+	for _, sh := range s.shards {
+		done := make(chan struct{})
+		select {
+		case sh.cmd <- func() { fn(sh); close(done) }:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-done:
+			case <-ctx.Done():
+			}
+		}()
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+// Tunnels lists every tunnel.
+func (s *Server) Tunnels(ctx context.Context) ([]TunnelInfo, error) {
+	var mu sync.Mutex
+	out := []TunnelInfo{}
+	err := s.eachShard(ctx, func(sh *shard) {
+		now := time.Now()
+		for _, e := range sh.tunnels {
+			ti := e.info(now)
+			mu.Lock()
+			out = append(out, ti)
+			mu.Unlock()
+		}
+	})
+	return out, err
+}
+
+// Sessions lists every session.
+func (s *Server) Sessions(ctx context.Context) ([]SessionInfo, error) {
+	var mu sync.Mutex
+	out := []SessionInfo{}
+	err := s.eachShard(ctx, func(sh *shard) {
+		now := time.Now()
+		for _, e := range sh.tunnels {
+			e.t.Sessions(func(ss *tunnel.Session) {
+				si := e.sessionInfo(ss, now)
+				mu.Lock()
+				out = append(out, si)
+				mu.Unlock()
+			})
+		}
+	})
+	return out, err
+}
+
+// ClearTunnel sends StopCCN (result 1, general request) to a tunnel.
+func (s *Server) ClearTunnel(ctx context.Context, id uint32) error {
+	found := false
+	err := s.eachShard(ctx, func(sh *shard) {
+		if e := sh.tunnels[id]; e != nil {
+			found = true
+			e.t.Close(time.Now(), tunnel.Result{Code: wire.ResultClearConnection, Message: "cleared by administrator"})
+			sh.service(e, time.Now())
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("%w: tunnel %d", ErrNotFound, id)
+	}
+	return nil
+}
+
+// ClearSession sends CDN (result 3, administrative) for a session.
+func (s *Server) ClearSession(ctx context.Context, id uint32) error {
+	var found atomic.Bool
+	err := s.eachShard(ctx, func(sh *shard) {
+		for _, e := range sh.tunnels {
+			if e.t.Session(id) != nil {
+				found.Store(true)
+				now := time.Now()
+				_ = e.t.CloseSession(now, id, tunnel.Result{Code: wire.CDNAdmin, Message: "cleared by administrator"}, nil)
+				sh.service(e, now)
+				return
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if !found.Load() {
+		return fmt.Errorf("%w: session %d", ErrNotFound, id)
+	}
+	return nil
+}
+
+// Stats returns the control plane's counters.
+func (s *Server) Stats(ctx context.Context) (Stats, error) {
+	st := Stats{Drops: s.drops.snapshot(), Counters: map[string]uint64{}}
+	var mu sync.Mutex
+	err := s.eachShard(ctx, func(sh *shard) {
+		mu.Lock()
+		defer mu.Unlock()
+		st.Tunnels += len(sh.tunnels)
+		for _, e := range sh.tunnels {
+			st.Sessions += e.t.NumSessions()
+			ts := e.t.Stats()
+			st.Counters["control_retransmits"] += ts.Reliable.Retransmits
+			st.Counters["control_duplicates"] += ts.Reliable.Duplicates
+			st.Counters["control_out_of_order"] += ts.Reliable.OutOfOrder
+		}
+		for k, v := range sh.counters {
+			st.Counters[k] += v
+		}
+	})
+	return st, err
+}

@@ -1,0 +1,482 @@
+package control
+
+import (
+	"container/heap"
+	"crypto/rand"
+	"encoding/binary"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/l2tpd/l2tpd/control/tunnel"
+	"github.com/l2tpd/l2tpd/control/wire"
+)
+
+// Drop reasons counted by the shell (the tunnels count their own).
+const (
+	dropMalformed = iota
+	dropVersion
+	dropData
+	dropOverload
+	dropReadError
+	dropUnknownTunnel
+	dropWrongPeer
+	dropHalfOpen
+	dropTunnelLimit
+	dropNotSCCRQ
+	numDrops
+)
+
+var dropNames = [numDrops]string{
+	"malformed", "unsupported_version", "data_no_session", "shard_overload", "read_error",
+	"unknown_tunnel", "wrong_peer_address", "half_open_limit", "tunnel_limit", "not_sccrq",
+}
+
+type dropCounters [numDrops]atomic.Uint64
+
+func (d *dropCounters) inc(r int) { d[r].Add(1) }
+
+func (d *dropCounters) snapshot() map[string]uint64 {
+	m := make(map[string]uint64, numDrops)
+	for i := range d {
+		m[dropNames[i]] = d[i].Load()
+	}
+	return m
+}
+
+// entry is a tunnel and where its peer is.
+type entry struct {
+	t     *tunnel.Tunnel
+	peer  netip.AddrPort
+	local netip.Addr
+	l     *listener
+	host  string // peer policy name
+	key   peerKey
+	// scheduled is the deadline already in the shard's timer heap.
+	scheduled time.Time
+}
+
+// peerKey identifies a peer's tunnel before we know our own ID for it:
+// a retransmitted SCCRQ must find the tunnel its first copy made.
+type peerKey struct {
+	addr netip.AddrPort
+	id   uint32
+}
+
+func (e *entry) info(now time.Time) TunnelInfo {
+	p := e.t.Peer()
+	since := e.t.Created()
+	up := 0.0
+	if !e.t.Up().IsZero() {
+		since = e.t.Up()
+	}
+	up = now.Sub(since).Seconds()
+	role := "lns"
+	if e.t.Initiator() {
+		role = "lac"
+	}
+	return TunnelInfo{
+		TunnelID:      e.t.ID(),
+		PeerTunnelID:  p.TunnelID,
+		Peer:          e.peer.String(),
+		PeerHostName:  p.HostName,
+		Local:         e.local.String(),
+		Role:          role,
+		Version:       int(e.t.Version()),
+		State:         e.t.State().String(),
+		Sessions:      e.t.NumSessions(),
+		Since:         since,
+		UptimeSeconds: up,
+		Retransmits:   e.t.Stats().Reliable.Retransmits,
+	}
+}
+
+func (e *entry) sessionInfo(s *tunnel.Session, now time.Time) SessionInfo {
+	since := s.Created
+	if !s.UpAt.IsZero() {
+		since = s.UpAt
+	}
+	return SessionInfo{
+		SessionID:     s.ID,
+		PeerSessionID: s.PeerID,
+		TunnelID:      e.t.ID(),
+		PeerTunnelID:  e.t.Peer().TunnelID,
+		Peer:          e.peer.String(),
+		Version:       int(e.t.Version()),
+		State:         s.State.String(),
+		CallSerial:    s.Serial,
+		CallingNumber: s.CallingNumber,
+		CalledNumber:  s.CalledNumber,
+		Since:         since,
+		UptimeSeconds: now.Sub(since).Seconds(),
+	}
+}
+
+// timerItem is a lazily-invalidated deadline in the shard's heap.
+type timerItem struct {
+	at time.Time
+	id uint32
+}
+
+type timerHeap []timerItem
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timerItem)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
+}
+
+// shard owns a set of tunnels; only its goroutine touches them.
+type shard struct {
+	srv   *Server
+	index int
+	in    chan inPacket
+	cmd   chan func()
+	quit  chan struct{}
+
+	tunnels  map[uint32]*entry
+	byPeer   map[peerKey]uint32
+	halfOpen map[netip.Addr]int
+	perPeer  map[netip.Addr]int
+	timers   timerHeap
+	out      [][]byte
+	oob      []byte
+	counters map[string]uint64
+}
+
+func newShard(s *Server, i int) *shard {
+	return &shard{
+		srv:      s,
+		index:    i,
+		in:       make(chan inPacket, 4096),
+		cmd:      make(chan func()),
+		quit:     make(chan struct{}),
+		tunnels:  make(map[uint32]*entry),
+		byPeer:   make(map[peerKey]uint32),
+		halfOpen: make(map[netip.Addr]int),
+		perPeer:  make(map[netip.Addr]int),
+		oob:      make([]byte, 0, 64),
+		counters: make(map[string]uint64),
+	}
+}
+
+func (sh *shard) run() {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		sh.armTimer(timer)
+		select {
+		case p := <-sh.in:
+			sh.receive(time.Now(), p)
+			b := p.buf[:cap(p.buf)]
+			bufPool.Put(&b)
+		case fn := <-sh.cmd:
+			fn()
+		case <-timer.C:
+			sh.expire(time.Now())
+		case <-sh.quit:
+			return
+		}
+	}
+}
+
+func (sh *shard) armTimer(t *time.Timer) {
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
+	if len(sh.timers) == 0 {
+		t.Reset(time.Hour)
+		return
+	}
+	d := time.Until(sh.timers[0].at)
+	if d < 0 {
+		d = 0
+	}
+	t.Reset(d)
+}
+
+// expire services every tunnel whose deadline has passed.
+func (sh *shard) expire(now time.Time) {
+	for len(sh.timers) > 0 && !sh.timers[0].at.After(now) {
+		it := heap.Pop(&sh.timers).(timerItem)
+		e := sh.tunnels[it.id]
+		if e == nil || !e.scheduled.Equal(it.at) {
+			continue // stale
+		}
+		e.scheduled = time.Time{}
+		sh.service(e, now)
+	}
+}
+
+// service flushes a tunnel's output and events and reschedules it.
+func (sh *shard) service(e *entry, now time.Time) {
+	sh.out = e.t.Poll(now, sh.out[:0])
+	for _, p := range sh.out {
+		if err := e.l.write(p, e.peer, e.local, sh.oob); err != nil {
+			sh.counters["send_errors"]++
+		}
+	}
+	for _, ev := range e.t.Events() {
+		sh.report(e, ev)
+	}
+	if e.t.Done() {
+		sh.remove(e)
+		return
+	}
+	if d := e.t.Deadline(); !d.IsZero() && (e.scheduled.IsZero() || d.Before(e.scheduled)) {
+		e.scheduled = d
+		heap.Push(&sh.timers, timerItem{at: d, id: e.t.ID()})
+	}
+}
+
+func (sh *shard) remove(e *entry) {
+	id := e.t.ID()
+	delete(sh.tunnels, id)
+	if sh.byPeer[e.key] == id {
+		delete(sh.byPeer, e.key)
+	}
+	if e.t.Up().IsZero() {
+		sh.decHalfOpen(e.peer.Addr())
+	}
+	if sh.perPeer[e.peer.Addr()]--; sh.perPeer[e.peer.Addr()] <= 0 {
+		delete(sh.perPeer, e.peer.Addr())
+	}
+	sh.srv.tunnels.Add(-1)
+}
+
+func (sh *shard) decHalfOpen(a netip.Addr) {
+	if sh.halfOpen[a]--; sh.halfOpen[a] <= 0 {
+		delete(sh.halfOpen, a)
+	}
+}
+
+// report logs an event and keeps the counters.
+func (sh *shard) report(e *entry, ev tunnel.Event) {
+	log := sh.srv.log
+	tf := []zap.Field{zap.Uint32("tunnel_id", e.t.ID()), zap.Uint32("peer_tunnel_id", e.t.Peer().TunnelID), zap.String("peer", e.peer.String())}
+	switch ev.Kind {
+	case tunnel.TunnelUp:
+		sh.decHalfOpen(e.peer.Addr())
+		sh.counters["tunnels_established"]++
+		log.Info("tunnel established", append(tf, zap.Uint8("version", e.t.Version()), zap.String("peer_host_name", e.t.Peer().HostName))...)
+	case tunnel.TunnelDown:
+		sh.counters["tunnels_closed"]++
+		log.Info("tunnel down", append(tf, zap.Uint16("result", ev.Result.Code), zap.Uint16("error", ev.Result.Error),
+			zap.String("message", ev.Result.Message), zap.Bool("by_peer", ev.ByPeer), zap.Bool("timeout", ev.Timeout))...)
+	case tunnel.TunnelFallback:
+		log.Info("peer refused L2TPv3, retrying in L2TPv2", tf...)
+	case tunnel.SessionUp:
+		sh.srv.sessions.Add(1)
+		sh.counters["sessions_established"]++
+		log.Info("session established", append(tf, zap.Uint32("session_id", ev.SessionID), zap.Uint32("peer_session_id", ev.Session.PeerID),
+			zap.Uint32("call_serial", ev.Session.Serial), zap.Bool("proxy_lcp", ev.Session.Proxy.Present()))...)
+	case tunnel.SessionDown:
+		if !ev.Session.UpAt.IsZero() {
+			sh.srv.sessions.Add(-1)
+		}
+		sh.counters["sessions_closed"]++
+		f := append(tf, zap.Uint32("session_id", ev.SessionID), zap.Uint16("result", ev.Result.Code), zap.Uint16("error", ev.Result.Error),
+			zap.String("message", ev.Result.Message), zap.Bool("by_peer", ev.ByPeer))
+		if ev.Cause != nil {
+			f = append(f, zap.Uint16("disconnect_code", ev.Cause.Code), zap.String("disconnect_message", ev.Cause.Message))
+		}
+		log.Info("session down", f...)
+	case tunnel.SessionLinkInfo:
+		log.Debug("session link info", append(tf, zap.Uint32("session_id", ev.SessionID))...)
+	}
+}
+
+// receive routes one control message.
+func (sh *shard) receive(now time.Time, p inPacket) {
+	h, _, err := wire.ParseHeader(p.buf, wire.EncapUDP)
+	if err != nil {
+		sh.srv.drops.inc(dropMalformed)
+		return
+	}
+	if h.TunnelID != 0 {
+		e := sh.tunnels[h.TunnelID]
+		if e == nil {
+			sh.srv.drops.inc(dropUnknownTunnel)
+			return
+		}
+		if e.peer.Addr() != p.from.Addr() {
+			sh.srv.drops.inc(dropWrongPeer)
+			return
+		}
+		if e.peer.Port() != p.from.Port() {
+			// RFC 2661 §8.1: the peer may change its port after SCCRQ.
+			e.peer = p.from
+		}
+		e.t.Receive(now, p.buf)
+		sh.service(e, now)
+		return
+	}
+	sh.newTunnel(now, p, h)
+}
+
+// newTunnel handles a message with tunnel ID 0: an SCCRQ, possibly a
+// retransmitted one.
+func (sh *shard) newTunnel(now time.Time, p inPacket, h wire.Header) {
+	var avps [32]wire.AVP
+	m, err := wire.ParseMessage(p.buf, wire.EncapUDP, avps[:0])
+	if err != nil {
+		sh.srv.drops.inc(dropMalformed)
+		return
+	}
+	if m.Type != wire.MsgSCCRQ {
+		// A StopCCN for a tunnel we refused, or a peer's ZLB with ID 0.
+		sh.srv.drops.inc(dropNotSCCRQ)
+		return
+	}
+	key := peerKey{addr: p.from, id: assignedID(&m)}
+	if id, ok := sh.byPeer[key]; ok {
+		if e := sh.tunnels[id]; e != nil {
+			e.t.Receive(now, p.buf) // a retransmission: re-acknowledged
+			sh.service(e, now)
+			return
+		}
+	}
+	cfg := sh.srv.cfg
+	addr := p.from.Addr()
+	if sh.halfOpen[addr] >= cfg.Limits.MaxHalfOpenPerPeer && cfg.Limits.MaxHalfOpenPerPeer > 0 {
+		sh.srv.drops.inc(dropHalfOpen)
+		return
+	}
+	var host string
+	if a, ok := m.Find(wire.VendorIETF, wire.AVPHostName); ok {
+		host = string(a.Value)
+	}
+	pol := cfg.match(host, addr)
+	id, ok := sh.allocTunnelID(h.Version)
+	if !ok {
+		sh.srv.drops.inc(dropTunnelLimit)
+		return
+	}
+	tc := tunnel.Config{
+		Version:           h.Version,
+		Encap:             wire.EncapUDP,
+		LocalID:           id,
+		HostName:          cfg.HostName,
+		Secret:            []byte(pol.Secret),
+		HideAVPs:          pol.HideAVPs,
+		ReceiveWindow:     cfg.ReceiveWindow,
+		Hello:             cfg.Hello,
+		RetransmitInitial: cfg.RetransmitInitial,
+		RetransmitCap:     cfg.RetransmitCap,
+		MaxRetransmits:    cfg.MaxRetransmits,
+		MaxSessions:       cfg.Limits.MaxSessionsPerTunnel,
+		Rand:              rand.Reader,
+	}
+	if h.Version == 3 {
+		tc.SessionIDFree = sh.sessionIDFree
+	}
+	t := tunnel.NewResponder(now, tc)
+	e := &entry{t: t, peer: p.from, local: p.to, l: p.l, host: pol.Name, key: key}
+	sh.tunnels[id] = e
+	sh.byPeer[key] = id
+	sh.halfOpen[addr]++
+	sh.perPeer[addr]++
+	sh.srv.tunnels.Add(1)
+	sh.counters["sccrq_received"]++
+
+	switch {
+	case pol.Reject:
+		t.Refuse(now, p.buf, tunnel.Result{Code: wire.ResultNotAuthorized, Message: "peer not allowed"})
+	case cfg.Limits.MaxTunnels > 0 && sh.srv.tunnels.Load() > int64(cfg.Limits.MaxTunnels),
+		cfg.Limits.MaxTunnelsPerPeer > 0 && sh.perPeer[addr] > cfg.Limits.MaxTunnelsPerPeer:
+		t.Refuse(now, p.buf, tunnel.Result{Code: wire.ResultGeneralError, Error: wire.ErrCodeResources, Message: "tunnel limit reached"})
+	default:
+		t.Receive(now, p.buf)
+	}
+	sh.service(e, now)
+}
+
+// assignedID is the peer's own tunnel ID from its SCCRQ.
+func assignedID(m *wire.Message) uint32 {
+	if a, ok := m.Find(wire.VendorIETF, wire.AVPAssignedConnectionID); ok && m.Header.Version == 3 {
+		v, _ := a.Uint32()
+		return v
+	}
+	if a, ok := m.Find(wire.VendorIETF, wire.AVPAssignedTunnelID); ok {
+		if !a.Hidden {
+			v, _ := a.Uint16()
+			return uint32(v)
+		}
+	}
+	return 0
+}
+
+// allocTunnelID picks an unused random ID that maps to this shard.
+func (sh *shard) allocTunnelID(version uint8) (uint32, bool) {
+	n := uint32(len(sh.srv.shards))
+	for i := 0; i < 128; i++ {
+		var b [4]byte
+		rand.Read(b[:])
+		id := binary.BigEndian.Uint32(b[:])
+		if version == 2 {
+			id &= 0xffff
+		}
+		id = id - id%n + uint32(sh.index)
+		if id == 0 || (version == 2 && id > 0xffff) {
+			continue
+		}
+		if _, used := sh.tunnels[id]; !used {
+			return id, true
+		}
+	}
+	return 0, false
+}
+
+// sessionIDFree keeps v3 session IDs unique within the shard; the shard
+// index is not encoded in them, so cross-shard collisions are possible
+// only for v3 data, which the datapath demultiplexes by tunnel too.
+func (sh *shard) sessionIDFree(id uint32) bool {
+	for _, e := range sh.tunnels {
+		if e.t.Session(id) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// closeAll sends StopCCN (result 6, shutting down) on every tunnel.
+func (sh *shard) closeAll() {
+	now := time.Now()
+	for _, e := range sh.tunnels {
+		e.t.Close(now, tunnel.Result{Code: wire.ResultShuttingDown, Message: "l2tpd shutting down"})
+		sh.service(e, now)
+	}
+}
+
+// match picks the first peer policy for a host name and address.
+func (c *Config) match(host string, addr netip.Addr) Peer {
+	for _, p := range c.Peers {
+		if p.HostName != "" && p.HostName != host {
+			continue
+		}
+		if len(p.Addresses) > 0 {
+			in := false
+			for _, pfx := range p.Addresses {
+				if pfx.Contains(addr) {
+					in = true
+					break
+				}
+			}
+			if !in {
+				continue
+			}
+		}
+		return p
+	}
+	return c.Default
+}
