@@ -298,3 +298,61 @@ func challengeResponse(msgType uint16, secret string, challenge []byte) []byte {
 	h.Write(challenge)
 	return h.Sum(nil)
 }
+
+// unhide recovers the value of a hidden AVP (RFC 2661 §4.3): the value
+// is the subformat (2-octet original length, value, padding) XORed with
+// b1 = MD5(type + secret + RV), then b(i) = MD5(secret + c(i-1)).
+func unhide(avpType uint16, secret string, rv, hidden []byte) ([]byte, error) {
+	if len(hidden) < 2 {
+		return nil, fmt.Errorf("hidden AVP %d: value of %d octets", avpType, len(hidden))
+	}
+	plain := make([]byte, len(hidden))
+	h := md5.New()
+	h.Write([]byte{byte(avpType >> 8), byte(avpType)})
+	h.Write([]byte(secret))
+	h.Write(rv)
+	b := h.Sum(nil)
+	for i := 0; i < len(hidden); i += 16 {
+		end := i + 16
+		if end > len(hidden) {
+			end = len(hidden)
+		}
+		for j := i; j < end; j++ {
+			plain[j] = hidden[j] ^ b[j-i]
+		}
+		h.Reset()
+		h.Write([]byte(secret))
+		h.Write(hidden[i:end])
+		b = h.Sum(nil)
+	}
+	n := int(binary.BigEndian.Uint16(plain))
+	if n > len(plain)-2 {
+		return nil, fmt.Errorf("hidden AVP %d: original length %d in a %d-octet value", avpType, n, len(hidden))
+	}
+	return plain[2 : 2+n], nil
+}
+
+// unhideAll replaces the value of every hidden AVP of m by its clear
+// value, using the Random Vector AVP that precedes it.
+func (m *tMsg) unhideAll(secret string) error {
+	var rv []byte
+	for i := range m.AVPs {
+		a := &m.AVPs[i]
+		if a.Vendor == 0 && a.Type == avpRandomVector {
+			rv = a.Value
+			continue
+		}
+		if !a.Hidden {
+			continue
+		}
+		if rv == nil {
+			return fmt.Errorf("hidden AVP %d without a Random Vector before it", a.Type)
+		}
+		v, err := unhide(a.Type, secret, rv, a.Value)
+		if err != nil {
+			return err
+		}
+		a.Value, a.Hidden = v, false
+	}
+	return nil
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,10 @@ type replayCase struct {
 	from int
 	// skip are frames left out, with the reason.
 	skip map[int]string
+	// clear are frames the real LNS sent on its own initiative (a
+	// RADIUS disconnect, an operator); l2tpd is asked for the same with
+	// `l2tpctl clear session|tunnel` before its answer is expected.
+	clear map[int]string
 	// secret configures l2tpd's default peer; needed when the capture's
 	// LAC challenged its LNS.
 	secret string
@@ -43,9 +48,9 @@ var replayCases = []replayCase{
 		file: "xl2tpd-lac-l2tpns-lns.pcap",
 		lac:  netip.MustParseAddr("198.18.0.2"), lns: netip.MustParseAddr("198.18.0.4"),
 		from: 1,
+		// Frame 32 is the CDN l2tpns sent on a RADIUS disconnect.
+		clear: map[int]string{32: "session"},
 		skip: map[int]string{
-			32: "CDN l2tpns sent on a RADIUS disconnect; nothing triggers it here",
-			34: "the LAC's acknowledgement of that CDN",
 			37: "StopCCN l2tpns sent back after the LAC's StopCCN (RFC 2661 §6.4 wants only the ZLB)",
 			38: "retransmission of frame 37",
 			39: "retransmission of frame 37",
@@ -110,6 +115,9 @@ func runReplay(t *testing.T, c replayCase) {
 		if !m.Control {
 			continue // PPP data is not replayed
 		}
+		if what, ok := c.clear[fr.Number]; ok {
+			r.clearFromCLI(fr.Number, what)
+		}
 		switch fr.Src {
 		case c.lac:
 			r.sendLAC(fr.Number, m)
@@ -160,6 +168,7 @@ type replayer struct {
 	lacChallenge []byte // Challenge the LAC sent in its SCCRQ
 	lnsChallenge []byte // Challenge l2tpd sent in its SCCRP
 	tunnelID     uint16 // l2tpd's Assigned Tunnel ID
+	sessionID    uint16 // l2tpd's Assigned Session ID of the last call
 	tunnelClosed bool
 
 	lastSCCRQ []byte // for retransmission while l2tpd starts listening
@@ -355,11 +364,35 @@ func (r *replayer) expectLNS(frame int, m tMsg) {
 			t.Fatalf("frame %d: captured ICRP without Assigned Session ID", frame)
 		}
 		r.sessionMap[captured] = id
+		r.sessionID = id
 		// RFC 2661 §3.1: the header carries the recipient's session ID.
 		r.lacSessions[got.Session] = id
 		if m.Session != got.Session {
 			t.Errorf("frame %d: l2tpd's ICRP is for session %d, the LAC assigned %d", frame, got.Session, m.Session)
 		}
+	case mtCDN:
+		// RFC 2661 §6.12: addressed to the LAC's session, with a
+		// Result Code; l2tpd's session is gone.
+		if m.Session != got.Session {
+			t.Errorf("frame %d: l2tpd's CDN is for session %d, want the LAC's %d", frame, got.Session, m.Session)
+		}
+		if _, ok := got.find(avpResultCode); !ok {
+			t.Errorf("frame %d: l2tpd's CDN has no Result Code", frame)
+		}
+		r.d.waitSessionGone(t, fmt.Sprintf("session %d gone after l2tpd's CDN", r.sessionID), uint32(r.sessionID))
+	}
+}
+
+// clearFromCLI asks l2tpd through l2tpctl to tear down the current
+// session or the tunnel, as the real LNS did on its own at frame.
+func (r *replayer) clearFromCLI(frame int, what string) {
+	r.t.Helper()
+	id := r.tunnelID
+	if what == "session" {
+		id = r.sessionID
+	}
+	if out, err := r.d.ctl("clear", what, strconv.Itoa(int(id))); err != nil {
+		r.t.Fatalf("frame %d: %v: %s", frame, err, out)
 	}
 }
 
