@@ -333,12 +333,22 @@ func (sh *shard) newTunnel(now time.Time, p inPacket, h wire.Header) {
 		sh.srv.drops.inc(dropMalformed)
 		return
 	}
+	key := peerKey{addr: p.from, id: assignedID(&m)}
+	if m.Type == wire.MsgStopCCN {
+		// A peer that could not read our SCCRP has no ID of ours to use:
+		// its StopCCN comes to tunnel 0 with its own Assigned Tunnel ID.
+		if id, ok := sh.byPeer[key]; ok {
+			if e := sh.tunnels[id]; e != nil {
+				e.t.Receive(now, p.buf)
+				sh.service(e, now)
+				return
+			}
+		}
+	}
 	if m.Type != wire.MsgSCCRQ {
-		// A StopCCN for a tunnel we refused, or a peer's ZLB with ID 0.
 		sh.srv.drops.inc(dropNotSCCRQ)
 		return
 	}
-	key := peerKey{addr: p.from, id: assignedID(&m)}
 	if id, ok := sh.byPeer[key]; ok {
 		if e := sh.tunnels[id]; e != nil {
 			e.t.Receive(now, p.buf) // a retransmission: re-acknowledged

@@ -61,22 +61,27 @@ func TestE2EXl2tpdLAC(t *testing.T) {
 			lac.call(t)
 			if sc.hide {
 				// RFC 2661 §4.3: judge l2tpd's hiding on its own first,
-				// so a failure says which side is wrong.
-				var sccrp tMsg
-				capt.waitFor(t, "l2tpd's SCCRP", func(frames []pcapFrame) bool {
+				// so a failure says which side is wrong. The SCCRP goes
+				// unhidden (xl2tpd reads it before it has a secret); the
+				// ICRP hides the Assigned Session ID.
+				var icrp tMsg
+				capt.waitFor(t, "l2tpd's ICRP", func(frames []pcapFrame) bool {
 					for _, fr := range frames {
-						if m, err := parseL2TP(fr.Payload); err == nil && fr.Src.String() == xlLNSAddr && m.Type == mtSCCRP {
-							sccrp = m
+						if m, err := parseL2TP(fr.Payload); err == nil && fr.Src.String() == xlLNSAddr && m.Type == mtICRP {
+							icrp = m
 							return true
 						}
 					}
 					return false
 				})
-				if err := sccrp.unhideAll(sc.secret); err != nil {
-					t.Errorf("l2tpd's SCCRP: %v", err)
+				if len(icrp.AVPs) < 2 || !icrp.AVPs[2].Hidden {
+					t.Errorf("l2tpd's ICRP hides nothing: %v", icrp)
 				}
-				if id, ok := sccrp.uint16AVP(avpAssignedTunnelID); !ok || id == 0 {
-					t.Errorf("l2tpd's SCCRP Assigned Tunnel ID after unhiding: %d, %v", id, ok)
+				if err := icrp.unhideAll(sc.secret); err != nil {
+					t.Errorf("l2tpd's ICRP: %v", err)
+				}
+				if id, ok := icrp.uint16AVP(avpAssignedSessionID); !ok || id == 0 {
+					t.Errorf("l2tpd's ICRP Assigned Session ID after unhiding: %d, %v", id, ok)
 				}
 			}
 

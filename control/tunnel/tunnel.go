@@ -118,6 +118,7 @@ type Tunnel struct {
 	stopSent    bool
 
 	challenge  []byte // ours, when we challenged
+
 	tieBreaker [8]byte
 
 	sessions map[uint32]*Session
@@ -125,6 +126,7 @@ type Tunnel struct {
 	events   []Event
 
 	rv      []byte // Random Vector of the message being built
+	hideNow bool   // the message being built may carry hidden AVPs
 	scratch []byte
 	avps    []wire.AVP
 	clear   []byte
@@ -418,6 +420,7 @@ func (t *Tunnel) readPeer(m *wire.Message) {
 			t.peer.HostName = string(a.Value)
 		case wire.AVPVendorName:
 			t.peer.Vendor = string(a.Value)
+
 		case wire.AVPFirmwareRevision:
 			t.peer.Firmware, _ = a.Uint16()
 		case wire.AVPReceiveWindowSize:
@@ -447,6 +450,10 @@ func (t *Tunnel) begin(typ wire.MsgType, peerSession uint32) []byte {
 		h.SessionID = peerSession
 	}
 	t.rv = nil
+	// SCCRQ and SCCRP go unhidden: their receiver picks the secret from
+	// the Host Name, and xl2tpd has no secret at all while it reads an
+	// SCCRP, so hidden AVPs there cannot be read reliably.
+	t.hideNow = typ != wire.MsgSCCRQ && typ != wire.MsgSCCRP
 	b := wire.AppendControlHeader(t.scratch[:0], t.cfg.Encap, h)
 	return wire.AppendMessageType(b, typ)
 }
@@ -476,7 +483,7 @@ func hideable(typ wire.AVPType) bool {
 
 // avp appends an IETF AVP, hidden when the tunnel hides and RFC allows.
 func (t *Tunnel) avp(b []byte, mandatory bool, typ wire.AVPType, v []byte) []byte {
-	if t.version == 2 && t.cfg.HideAVPs && len(t.cfg.Secret) > 0 && hideable(typ) {
+	if t.version == 2 && t.hideNow && t.cfg.HideAVPs && len(t.cfg.Secret) > 0 && hideable(typ) {
 		if t.rv == nil {
 			var rv [16]byte
 			t.rand(rv[:])
