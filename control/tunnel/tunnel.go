@@ -117,7 +117,7 @@ type Tunnel struct {
 	closeResult Result
 	stopSent    bool
 
-	challenge  []byte // ours, when we challenged
+	challenge []byte // ours, when we challenged
 
 	tieBreaker [8]byte
 
