@@ -30,6 +30,57 @@ type Config struct {
 	RetransmitCap     time.Duration
 	MaxRetransmits    int
 	Limits            Limits
+
+	// PPP is how subscribers' PPP sessions are terminated.
+	PPP PPP
+	// Pools are the named address pools leases come from.
+	Pools []Pool
+	// Users are the local PPP users (name → password), the embedded
+	// authentication backend when no RADIUS server is configured.
+	Users map[string]string
+	// TUN is the device subscribers' IP traffic is forwarded through.
+	// An empty Name disables the datapath (control plane only).
+	TUN TUN
+}
+
+// PPP holds the PPP policy for sessions.
+type PPP struct {
+	// MRU is the largest MRU we accept and the one we ask for.
+	MRU uint16
+	// Auth lists the authentication protocols offered, most preferred
+	// first: "pap", "chap" (CHAP-MD5), "mschapv2".
+	Auth []string
+	// EchoInterval and EchoFailures drive LCP keepalive (RFC 1661 §5.8).
+	EchoInterval time.Duration
+	EchoFailures int
+	// LocalIPv4 is our end of every IPCP link (never in a pool).
+	LocalIPv4 netip.Addr
+	// DNS are the primary and secondary servers offered (RFC 1877).
+	DNS []netip.Addr
+	// IPv6 enables IPv6CP and router advertisements.
+	IPv6 bool
+	// Pool is the default pool for subscribers' addresses.
+	Pool string
+}
+
+// Pool is a named set of addresses: IPv4 ranges (first and last address
+// inclusive) and an IPv6 prefix cut into per-session prefixes.
+type Pool struct {
+	Name       string
+	IPv4       []AddrRange
+	IPv6       netip.Prefix
+	IPv6Length int // length of each session's prefix, 64 by default
+}
+
+// AddrRange is an inclusive range of IPv4 addresses.
+type AddrRange struct {
+	First, Last netip.Addr
+}
+
+// TUN names the subscriber-facing TUN device.
+type TUN struct {
+	Name string
+	MTU  int
 }
 
 // Peer is the policy for the LACs or LNSs a rule matches.
@@ -46,6 +97,11 @@ type Peer struct {
 	HideAVPs bool
 	// Reject refuses tunnels from this peer (StopCCN, result 4).
 	Reject bool
+	// Renegotiate is the proxy LCP policy for this peer's sessions:
+	// "never", "on-mismatch" (default) or "always".
+	Renegotiate string
+	// Pool overrides PPP.Pool for this peer's sessions.
+	Pool string
 }
 
 // Limits bound memory under floods and reconnect storms.
@@ -68,6 +124,13 @@ func DefaultConfig() Config {
 		RetransmitInitial: time.Second,
 		RetransmitCap:     8 * time.Second,
 		MaxRetransmits:    5,
+		PPP: PPP{
+			MRU:          1500,
+			Auth:         []string{"chap", "pap"},
+			EchoInterval: 30 * time.Second,
+			EchoFailures: 3,
+		},
+		TUN: TUN{MTU: 1500},
 		Limits: Limits{
 			MaxTunnels:           4096,
 			MaxSessions:          65536,
