@@ -119,6 +119,12 @@ type Tunnel struct {
 
 	challenge []byte // ours, when we challenged
 
+	// RFC 3931 control message authentication (v3 with a secret).
+	auth        bool
+	authKey     []byte
+	localNonce  []byte
+	remoteNonce []byte
+
 	tieBreaker [8]byte
 
 	sessions map[uint32]*Session
@@ -176,14 +182,10 @@ func newTunnel(now time.Time, cfg Config, initiator bool) *Tunnel {
 		byPeer:    make(map[uint32]uint32),
 		scratch:   make([]byte, 0, 512),
 	}
-	t.ch = reliable.New(reliable.Config{
-		NsNrOffset:        wire.NsNrOffset(cfg.Encap),
-		ZLB:               t.zlb(),
-		ReceiveWindow:     cfg.ReceiveWindow,
-		RetransmitInitial: cfg.RetransmitInitial,
-		RetransmitCap:     cfg.RetransmitCap,
-		MaxRetransmits:    cfg.MaxRetransmits,
-	})
+	if initiator {
+		t.setupAuth()
+	}
+	t.ch = t.newChannel()
 	return t
 }
 
@@ -262,10 +264,78 @@ func (t *Tunnel) rand(b []byte) {
 	io.ReadFull(t.cfg.Rand, b) //nolint:errcheck // a short read leaves zeros, still valid
 }
 
-// zlb encodes the tunnel's ZLB acknowledgement template.
+func (t *Tunnel) newChannel() *reliable.Channel {
+	return reliable.New(reliable.Config{
+		NsNrOffset:        wire.NsNrOffset(t.cfg.Encap),
+		ZLB:               t.zlb(),
+		ReceiveWindow:     t.cfg.ReceiveWindow,
+		RetransmitInitial: t.cfg.RetransmitInitial,
+		RetransmitCap:     t.cfg.RetransmitCap,
+		MaxRetransmits:    t.cfg.MaxRetransmits,
+		Seal:              t.seal,
+	})
+}
+
+// setupAuth turns RFC 3931 control message authentication on for a v3
+// connection with a secret (§4.3, §5.4.1): every message then carries a
+// Message Digest, and acknowledgements are explicit ACK messages.
+func (t *Tunnel) setupAuth() {
+	t.auth = t.version == 3 && len(t.cfg.Secret) > 0
+	if !t.auth {
+		return
+	}
+	t.authKey = wire.DeriveAuthKey(t.cfg.Secret)
+	if t.localNonce == nil {
+		t.localNonce = make([]byte, 16)
+		t.rand(t.localNonce)
+	}
+}
+
+// digestOffset is where the Message Digest AVP's Digest Type octet sits:
+// that AVP directly follows the 8-octet Message Type AVP.
+func (t *Tunnel) digestOffset() int {
+	return wire.NsNrOffset(t.cfg.Encap) + 4 + 8 + 6
+}
+
+// seal signs a message after the channel patched its Ns/Nr.
+func (t *Tunnel) seal(pkt []byte) {
+	if !t.auth {
+		return
+	}
+	mt := wire.MsgType(binary.BigEndian.Uint16(pkt[wire.NsNrOffset(t.cfg.Encap)+4+6:]))
+	if mt == wire.MsgSCCRQ {
+		wire.SignDigest(pkt, t.cfg.Encap, t.digestOffset(), t.authKey)
+		return
+	}
+	wire.SignDigestNonce(pkt, t.cfg.Encap, t.digestOffset(), t.authKey, t.localNonce, t.remoteNonce)
+}
+
+// verify checks a received message's digest (RFC 3931 §5.4.1); the
+// peer's nonce is learnt from its SCCRQ or SCCRP first.
+func (t *Tunnel) verify(pkt []byte, m *wire.Message) bool {
+	if m.Type == wire.MsgSCCRQ || m.Type == wire.MsgSCCRP {
+		a, ok := m.Find(wire.VendorIETF, wire.AVPNonce)
+		if !ok {
+			return false
+		}
+		t.remoteNonce = append(t.remoteNonce[:0], a.Value...)
+	}
+	if m.Type == wire.MsgSCCRQ {
+		return wire.VerifyDigest(pkt, t.cfg.Encap, t.authKey) == nil
+	}
+	return wire.VerifyDigestNonce(pkt, t.cfg.Encap, t.authKey, t.localNonce, t.remoteNonce) == nil
+}
+
+// zlb encodes the tunnel's acknowledgement template: a ZLB, or with
+// control message authentication an ACK carrying a digest (RFC 3931
+// §4.2: a ZLB has no room for the Message Digest).
 func (t *Tunnel) zlb() []byte {
 	h := wire.Header{Control: true, HasLength: true, HasSeq: true, Version: t.version, TunnelID: t.peer.TunnelID}
 	b := wire.AppendControlHeader(nil, t.cfg.Encap, h)
+	if t.auth {
+		b = wire.AppendMessageType(b, wire.MsgACK)
+		b, _ = wire.AppendMessageDigestAVP(b, false)
+	}
 	wire.FinishControl(b, 0, t.cfg.Encap)
 	return b
 }
@@ -281,6 +351,17 @@ func (t *Tunnel) Receive(now time.Time, pkt []byte) {
 	t.avps = m.AVPs
 	if err != nil {
 		t.stats.Malformed++
+		return
+	}
+	if t.state == StateIdle && !t.initiator && m.Type == wire.MsgSCCRQ {
+		t.version = m.Header.Version
+		t.setupAuth()
+		t.ch.SetZLB(t.zlb())
+	}
+	if t.auth && !t.verify(pkt, &m) {
+		// RFC 3931 §4.3: a message that fails authentication is dropped
+		// before it can touch the sequence state.
+		t.stats.BadAuth++
 		return
 	}
 	zlb := m.Type == wire.MsgZLB || m.Type == wire.MsgACK
@@ -455,7 +536,11 @@ func (t *Tunnel) begin(typ wire.MsgType, peerSession uint32) []byte {
 	// SCCRP, so hidden AVPs there cannot be read reliably.
 	t.hideNow = typ != wire.MsgSCCRQ && typ != wire.MsgSCCRP
 	b := wire.AppendControlHeader(t.scratch[:0], t.cfg.Encap, h)
-	return wire.AppendMessageType(b, typ)
+	b = wire.AppendMessageType(b, typ)
+	if t.auth {
+		b, _ = wire.AppendMessageDigestAVP(b, false)
+	}
+	return b
 }
 
 // finish patches the length and hands the message to the channel.
@@ -534,6 +619,9 @@ func (t *Tunnel) appendTunnelAVPs(b []byte) []byte {
 			caps = binary.BigEndian.AppendUint16(caps, pw)
 		}
 		b = wire.AppendAVP(b, true, wire.VendorIETF, wire.AVPPseudowireCapabilities, caps)
+		if t.auth {
+			b = wire.AppendAVP(b, true, wire.VendorIETF, wire.AVPNonce, t.localNonce)
+		}
 		if t.initiator && t.cfg.Fallback {
 			// Lets a v2-only peer address its StopCCN to us (RFC 3931 §4.7.3).
 			b = wire.AppendAVPUint16(b, false, wire.VendorIETF, wire.AVPAssignedTunnelID, uint16(t.cfg.LocalID))
@@ -692,14 +780,8 @@ func (t *Tunnel) onStopCCN(now time.Time, m *wire.Message) {
 func (t *Tunnel) restartV2(now time.Time) {
 	t.version = 2
 	t.peer = Peer{}
-	t.ch = reliable.New(reliable.Config{
-		NsNrOffset:        wire.NsNrOffset(t.cfg.Encap),
-		ZLB:               t.zlb(),
-		ReceiveWindow:     t.cfg.ReceiveWindow,
-		RetransmitInitial: t.cfg.RetransmitInitial,
-		RetransmitCap:     t.cfg.RetransmitCap,
-		MaxRetransmits:    t.cfg.MaxRetransmits,
-	})
+	t.setupAuth()
+	t.ch = t.newChannel()
 	t.emit(Event{Kind: TunnelFallback})
 	t.sendSCCRQ(now)
 }
@@ -816,6 +898,12 @@ func (t *Tunnel) Refuse(now time.Time, pkt []byte, res Result) {
 		return
 	}
 	t.version = m.Header.Version
+	t.setupAuth()
+	if t.auth {
+		if a, ok := m.Find(wire.VendorIETF, wire.AVPNonce); ok {
+			t.remoteNonce = append(t.remoteNonce[:0], a.Value...)
+		}
+	}
 	t.ch.Recv(now, m.Header.Ns, m.Header.Nr, false, pkt)
 	t.readPeer(&m)
 	t.Close(now, res)

@@ -619,3 +619,55 @@ func TestTieBreaker(t *testing.T) {
 		t.Fatal("no peer tie breaker: no tie")
 	}
 }
+
+// RFC 3931 §4.3 and §5.4.1: with a secret, every v3 message carries a
+// Message Digest keyed by the nonces, acks are explicit ACK messages,
+// and a message that fails the check is dropped.
+func TestV3MessageDigest(t *testing.T) {
+	ac, bc := cfg(3, 100), cfg(3, 200)
+	ac.Secret, bc.Secret = []byte("s3cret"), []byte("s3cret")
+	l := newLink(t, ac, bc)
+	l.step()
+	l.advance(time.Second)
+	l.expectLog(
+		"A>B SCCRQ(ns=0,nr=0)",
+		"B>A SCCRP(ns=0,nr=1)",
+		"A>B SCCCN(ns=1,nr=1)",
+		"B>A ACK(ns=1,nr=2)",
+	)
+	if l.a.State() != StateEstablished || l.b.State() != StateEstablished {
+		t.Fatalf("states %v %v", l.a.State(), l.b.State())
+	}
+	// Every message the LAC sends verifies with the LNS's view of the nonces.
+	if _, err := l.a.StartCall(l.now, CallParams{Serial: 3}); err != nil {
+		t.Fatal(err)
+	}
+	out := l.a.Poll(l.now, nil)
+	icrq := append([]byte(nil), out[0]...)
+	if err := wire.VerifyDigestNonce(icrq, wire.EncapUDP, wire.DeriveAuthKey(bc.Secret), l.b.localNonce, l.b.remoteNonce); err != nil {
+		t.Fatalf("ICRQ digest: %v", err)
+	}
+	// A tampered copy is dropped without touching the sequence state.
+	bad := append([]byte(nil), icrq...)
+	bad[len(bad)-1] ^= 1
+	l.b.Receive(l.now, bad)
+	if l.b.NumSessions() != 0 || l.b.Stats().BadAuth != 1 {
+		t.Fatalf("tampered ICRQ accepted: sessions %d bad auth %d", l.b.NumSessions(), l.b.Stats().BadAuth)
+	}
+	l.b.Receive(l.now, icrq)
+	if l.b.NumSessions() != 1 {
+		t.Fatal("genuine ICRQ refused after a tampered one")
+	}
+
+	// Different secrets: the LNS drops the SCCRQ; nothing is established.
+	bc.Secret = []byte("other")
+	l = newLink(t, ac, bc)
+	l.step()
+	l.advance(40 * time.Second)
+	if l.b.State() == StateEstablished || l.b.Stats().BadAuth == 0 {
+		t.Fatalf("responder %v, bad auth %d\n%s", l.b.State(), l.b.Stats().BadAuth, l.transcript())
+	}
+	if l.a.State() != StateClosed {
+		t.Fatalf("initiator %v after its SCCRQ went unanswered", l.a.State())
+	}
+}
