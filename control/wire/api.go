@@ -92,6 +92,9 @@ type AVP struct {
 	Vendor    uint32
 	Type      AVPType
 	Value     []byte
+	// Extended is set when the AVP arrived in the RFC 3931 §5.1 Extended
+	// Vendor ID form, so it re-encodes as it came.
+	Extended bool
 }
 
 // MsgType is a control message type (RFC 2661 §3.2, RFC 3931 §3.1).

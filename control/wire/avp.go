@@ -71,6 +71,7 @@ func parseAVP(b []byte, a *AVP) (int, error) {
 		}
 		a.Vendor = binary.BigEndian.Uint32(b[6:])
 		a.Type = AVPType(binary.BigEndian.Uint16(b[10:]))
+		a.Extended = true
 		a.Value = b[extHeaderLen:n:n]
 	}
 	return n, nil
@@ -81,9 +82,13 @@ func parseAVP(b []byte, a *AVP) (int, error) {
 func extended(vendor uint32) bool { return vendor > 0xffff }
 
 func appendAVPHeader(b []byte, mandatory, hidden bool, vendor uint32, t AVPType, valueLen int) []byte {
+	return appendAVPHeaderForm(b, mandatory, hidden, vendor, t, valueLen, extended(vendor))
+}
+
+func appendAVPHeaderForm(b []byte, mandatory, hidden bool, vendor uint32, t AVPType, valueLen int, ext bool) []byte {
 	hdr := avpHeaderLen
 	limit := MaxAVPValue
-	if extended(vendor) {
+	if ext {
 		hdr = extHeaderLen
 		limit = maxExtValue
 	}
@@ -100,7 +105,7 @@ func appendAVPHeader(b []byte, mandatory, hidden bool, vendor uint32, t AVPType,
 		w |= avpFlagH
 	}
 	b = binary.BigEndian.AppendUint16(b, w)
-	if extended(vendor) {
+	if ext {
 		b = append(b, 0, 0)
 		b = binary.BigEndian.AppendUint16(b, uint16(AVPExtendedVendorID))
 		b = binary.BigEndian.AppendUint32(b, vendor)
@@ -116,13 +121,13 @@ func appendAVP(b []byte, mandatory, hidden bool, vendor uint32, t AVPType, value
 }
 
 // AppendAVPs re-encodes parsed AVPs exactly as received (M and H bits,
-// hidden values untouched). Together with AppendControlHeader and
-// FinishControl it reproduces a parsed message byte for byte, except
-// that a 16-bit vendor sent in the Extended Vendor ID form comes back in
-// the short form.
+// hidden values untouched, the Extended Vendor ID form kept). Together
+// with AppendControlHeader and FinishControl it reproduces a parsed
+// message byte for byte.
 func AppendAVPs(b []byte, avps []AVP) []byte {
 	for _, a := range avps {
-		b = appendAVP(b, a.Mandatory, a.Hidden, a.Vendor, a.Type, a.Value)
+		b = appendAVPHeaderForm(b, a.Mandatory, a.Hidden, a.Vendor, a.Type, len(a.Value), a.Extended || extended(a.Vendor))
+		b = append(b, a.Value...)
 	}
 	return b
 }
