@@ -256,8 +256,11 @@ func (t *Tunnel) allocSessionID() (uint32, bool) {
 		if t.version == 2 {
 			id &= 0xffff
 		}
+		if t.cfg.SessionIDMap != nil {
+			id = t.cfg.SessionIDMap(id)
+		}
 		if id == 0 {
-			id = uint32(i) + 1 // only with a zero random source (tests)
+			continue
 		}
 		if _, used := t.sessions[id]; used {
 			continue

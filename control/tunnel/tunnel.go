@@ -72,6 +72,10 @@ type Config struct {
 	// SessionIDFree, when set, is asked whether a new local session ID is
 	// unused beyond this tunnel (v3 session IDs are unique per LCCE).
 	SessionIDFree func(id uint32) bool
+	// SessionIDMap, when set, turns a random candidate into a session ID
+	// of the owner's choosing (the shell keeps a shard's v3 session IDs in
+	// its residue class, so the datapath can route them by ID alone).
+	SessionIDMap func(id uint32) uint32
 	// Pseudowires lists the v3 pseudowire types offered; PPP by default.
 	Pseudowires []uint16
 }
