@@ -277,7 +277,7 @@ func (t *Tunnel) newSession(now time.Time) (*Session, error) {
 	if t.state != StateEstablished {
 		return nil, ErrNotEstablished
 	}
-	if len(t.sessions) >= t.cfg.MaxSessions {
+	if len(t.sessions) >= t.cfg.MaxSessions || (t.cfg.Admit != nil && !t.cfg.Admit()) {
 		return nil, ErrSessionLimit
 	}
 	id, ok := t.allocSessionID()
@@ -386,7 +386,7 @@ func (t *Tunnel) onCallRequest(now time.Time, m *wire.Message) {
 	t.byPeer[peerSID] = s.ID
 	readCall(s, m)
 	if t.version == 3 && !t.supportsPseudowire(s.PseudowireType) {
-		t.closeSession(now, s, Result{Code: wire.CDNGeneralError, Error: wire.ErrCodeRange, Message: "pseudowire type not supported"}, nil, true)
+		t.closeSession(now, s, Result{Code: wire.CDNUnsupportedPWType, Message: "pseudowire type not supported"}, nil, true)
 		return
 	}
 	if m.Type == wire.MsgOCRQ {
@@ -542,7 +542,7 @@ func readDisconnect(m *wire.Message) *Disconnect {
 	}
 }
 
-// onLinkInfo records WEN call errors and SLI ACCM (RFC 2661 §6.14, §6.15).
+// onLinkInfo records WEN call errors and SLI ACCM (RFC 2661 §6.13, §6.14).
 func (t *Tunnel) onLinkInfo(now time.Time, m *wire.Message) {
 	s := t.sessionFor(m)
 	if s == nil {

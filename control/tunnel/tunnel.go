@@ -76,6 +76,9 @@ type Config struct {
 	// of the owner's choosing (the shell keeps a shard's v3 session IDs in
 	// its residue class, so the datapath can route them by ID alone).
 	SessionIDMap func(id uint32) uint32
+	// Admit, when set, is asked before a new session is created: the
+	// owner's limits across tunnels.
+	Admit func() bool
 	// Pseudowires lists the v3 pseudowire types offered; PPP by default.
 	Pseudowires []uint16
 }
@@ -362,7 +365,9 @@ func (t *Tunnel) Receive(now time.Time, pkt []byte) {
 		t.setupAuth()
 		t.ch.SetZLB(t.zlb())
 	}
-	if t.auth && !t.verify(pkt, &m) {
+	// A v2-only peer refusing our v3 SCCRQ cannot sign its answer.
+	v2Refusal := t.initiator && t.state == StateWaitCtlReply && t.cfg.Fallback && m.Header.Version == 2
+	if t.auth && !v2Refusal && !t.verify(pkt, &m) {
 		// RFC 3931 §4.3: a message that fails authentication is dropped
 		// before it can touch the sequence state.
 		t.stats.BadAuth++
@@ -768,6 +773,9 @@ func (t *Tunnel) established(now time.Time) {
 
 // onStopCCN tears down on the peer's request (RFC 2661 §5.7).
 func (t *Tunnel) onStopCCN(now time.Time, m *wire.Message) {
+	if t.state == StateClosing {
+		return // both sides sent StopCCN; the channel acknowledged theirs
+	}
 	res := readResult(m)
 	if t.initiator && t.state == StateWaitCtlReply && t.version == 3 && t.cfg.Fallback && res.Code == wire.ResultUnsupportedVersion {
 		t.restartV2(now)

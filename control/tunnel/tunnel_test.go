@@ -671,3 +671,34 @@ func TestV3MessageDigest(t *testing.T) {
 		t.Fatalf("initiator %v after its SCCRQ went unanswered", l.a.State())
 	}
 }
+
+// Both ends send StopCCN at once: each reports its tunnel down once.
+func TestStopCCNCrossing(t *testing.T) {
+	l := established(t, cfg(2, 100), cfg(2, 200))
+	l.a.Close(l.now, Result{Code: wire.ResultClearConnection})
+	l.b.Close(l.now, Result{Code: wire.ResultShuttingDown})
+	l.advance(40 * time.Second)
+	l.expectEvents(l.a, "tunnel-down")
+	l.expectEvents(l.b, "tunnel-down")
+	if l.a.State() != StateClosed || l.b.State() != StateClosed {
+		t.Fatalf("states %v %v", l.a.State(), l.b.State())
+	}
+}
+
+// RFC 3931 §4.7.3 with authentication configured: the v2-only peer's
+// unsigned refusal still triggers the fallback.
+func TestFallbackWithSecret(t *testing.T) {
+	ac := cfg(3, 100)
+	ac.Fallback, ac.Secret = true, []byte("s3cret")
+	a := NewInitiator(t0, ac)
+	a.Poll(t0, nil)
+	b := wire.AppendControlHeader(nil, wire.EncapUDP, wire.Header{Control: true, HasLength: true, HasSeq: true, Version: 2, TunnelID: 100, Nr: 1})
+	b = wire.AppendMessageType(b, wire.MsgStopCCN)
+	b = wire.AppendAVPUint16(b, true, 0, wire.AVPAssignedTunnelID, 7)
+	b = wire.AppendResultCode(b, true, wire.ResultUnsupportedVersion, 2, "")
+	wire.FinishControl(b, 0, wire.EncapUDP)
+	a.Receive(t0, b)
+	if a.Version() != 2 || a.State() != StateWaitCtlReply {
+		t.Fatalf("after refusal: v%d %v", a.Version(), a.State())
+	}
+}
