@@ -25,6 +25,11 @@ type File struct {
 	DefaultPeer Peer
 	Store       Store
 	Auth        Auth
+	// TUN, PPP and Pools configure PPP termination; an empty TUN.Name
+	// runs the control plane only.
+	TUN   control.TUN
+	PPP   control.PPP
+	Pools []control.Pool
 }
 
 // Log selects the daemon's log level and encoding.
@@ -59,6 +64,11 @@ type Peer struct {
 	Secret    string
 	HideAVPs  bool
 	Reject    bool
+	// Renegotiate is the proxy LCP policy: never, on-mismatch or
+	// always; empty leaves control's default (on-mismatch).
+	Renegotiate string
+	// Pool overrides ppp.pool for this peer's sessions when not empty.
+	Pool string
 }
 
 // Store selects the session store backend.
@@ -105,6 +115,8 @@ func Default() *File {
 		Limits:      c.Limits,
 		DefaultPeer: Peer{Name: "default"},
 		Store:       Store{Backend: DefaultStore},
+		TUN:         c.TUN,
+		PPP:         c.PPP,
 	}
 }
 
@@ -145,9 +157,23 @@ func (f *File) Control() control.Config {
 		RetransmitCap:     f.Channel.RetransmitCap,
 		MaxRetransmits:    f.Channel.MaxRetries,
 		Limits:            f.Limits,
+		TUN:               f.TUN,
+		PPP:               f.PPP,
 	}
+	cfg.PPP.Auth = slices.Clone(f.PPP.Auth)
+	cfg.PPP.DNS = slices.Clone(f.PPP.DNS)
 	for _, p := range f.Peers {
 		cfg.Peers = append(cfg.Peers, p.control())
+	}
+	for _, p := range f.Pools {
+		p.IPv4 = slices.Clone(p.IPv4)
+		cfg.Pools = append(cfg.Pools, p)
+	}
+	if len(f.Auth.LocalUsers) > 0 {
+		cfg.Users = make(map[string]string, len(f.Auth.LocalUsers))
+		for _, u := range f.Auth.LocalUsers {
+			cfg.Users[u.Name] = u.Password
+		}
 	}
 	return cfg
 }
@@ -160,5 +186,8 @@ func (p Peer) control() control.Peer {
 		Secret:    p.Secret,
 		HideAVPs:  p.HideAVPs,
 		Reject:    p.Reject,
+
+		Renegotiate: p.Renegotiate,
+		Pool:        p.Pool,
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/l2tpd/l2tpd/configs"
 	"github.com/l2tpd/l2tpd/control"
+	"github.com/l2tpd/l2tpd/control/pool"
 )
 
 // The schema as documented, with every key set away from its default.
@@ -34,15 +35,35 @@ peers:
     secret: "s3cret"
     hide_avps: true
     reject: false
+    renegotiate: always
+    pool: business
   - name: banned
     addresses: ["203.0.113.0/24"]
     reject: true
-default_peer: {secret: "fallback", hide_avps: false, reject: true}
+default_peer: {secret: "fallback", hide_avps: false, reject: true, renegotiate: never, pool: default}
 store: {backend: memory}
 auth:
   local_users:
     - {name: test, password: test}
     - {name: alice, password: wonderland}
+tun: {name: l2tp7, mtu: 1400}
+ppp:
+  mru: 1492
+  auth: [mschapv2, pap]
+  echo_interval: 10s
+  echo_failures: 5
+  local_ipv4: 100.64.0.1
+  dns: [192.0.2.53, 192.0.2.54]
+  ipv6: true
+  pool: default
+pools:
+  - name: default
+    ipv4: ["100.64.0.10-100.64.0.250", "100.65.0.0/24", 100.66.0.7]
+    ipv6: "2001:db8:100::/48"
+  - name: business
+    ipv4: [" 198.51.100.10 - 198.51.100.20 "]
+    ipv6: "2001:db8:200::/40"
+    ipv6_length: 56
 `
 
 func TestParseFull(t *testing.T) {
@@ -69,12 +90,44 @@ func TestParseFull(t *testing.T) {
 					netip.MustParsePrefix("2001:db8::/32"),
 					netip.MustParsePrefix("198.51.100.7/32"),
 				},
-				Secret:   "s3cret",
-				HideAVPs: true,
+				Secret:      "s3cret",
+				HideAVPs:    true,
+				Renegotiate: "always",
+				Pool:        "business",
 			},
 			{Name: "banned", Addresses: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}, Reject: true},
 		},
-		Default: control.Peer{Name: "default", Secret: "fallback", Reject: true},
+		Default: control.Peer{Name: "default", Secret: "fallback", Reject: true, Renegotiate: "never", Pool: "default"},
+		TUN:     control.TUN{Name: "l2tp7", MTU: 1400},
+		PPP: control.PPP{
+			MRU:          1492,
+			Auth:         []string{"mschapv2", "pap"},
+			EchoInterval: 10 * time.Second,
+			EchoFailures: 5,
+			LocalIPv4:    netip.MustParseAddr("100.64.0.1"),
+			DNS:          []netip.Addr{netip.MustParseAddr("192.0.2.53"), netip.MustParseAddr("192.0.2.54")},
+			IPv6:         true,
+			Pool:         "default",
+		},
+		Pools: []control.Pool{
+			{
+				Name: "default",
+				IPv4: []control.AddrRange{
+					{First: netip.MustParseAddr("100.64.0.10"), Last: netip.MustParseAddr("100.64.0.250")},
+					{First: netip.MustParseAddr("100.65.0.0"), Last: netip.MustParseAddr("100.65.0.255")},
+					{First: netip.MustParseAddr("100.66.0.7"), Last: netip.MustParseAddr("100.66.0.7")},
+				},
+				IPv6:       netip.MustParsePrefix("2001:db8:100::/48"),
+				IPv6Length: 64,
+			},
+			{
+				Name:       "business",
+				IPv4:       []control.AddrRange{{First: netip.MustParseAddr("198.51.100.10"), Last: netip.MustParseAddr("198.51.100.20")}},
+				IPv6:       netip.MustParsePrefix("2001:db8:200::/40"),
+				IPv6Length: 56,
+			},
+		},
+		Users: map[string]string{"test": "test", "alice": "wonderland"},
 	}
 	if got := f.Control(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Control() =\n%+v\nwant\n%+v", got, want)
@@ -123,7 +176,11 @@ func TestControlCopies(t *testing.T) {
 	c := f.Control()
 	c.Listen[0] = "changed"
 	c.Peers[0].Addresses[0] = netip.Prefix{}
-	if f.Listen[0] == "changed" || !f.Peers[0].Addresses[0].IsValid() {
+	c.PPP.Auth[0] = "changed"
+	c.PPP.DNS[0] = netip.Addr{}
+	c.Pools[0].IPv4[0] = control.AddrRange{}
+	if f.Listen[0] == "changed" || !f.Peers[0].Addresses[0].IsValid() || f.PPP.Auth[0] == "changed" ||
+		!f.PPP.DNS[0].IsValid() || !f.Pools[0].IPv4[0].First.IsValid() {
 		t.Error("Control() aliases the File's slices")
 	}
 }
@@ -185,6 +242,60 @@ func TestInvalidField(t *testing.T) {
 		{"user without password", "auth:\n  local_users:\n    - {name: a}\n", "auth.local_users[0].password", 3, "required"},
 		{"user empty name", "auth:\n  local_users:\n    - {name: \"\", password: x}\n", "auth.local_users[0].name", 3, "must not be empty"},
 		{"string given a mapping", "hostname: {a: b}\n", "hostname", 1, "expected a string, got a mapping"},
+		{"tun name too long", "tun: {name: abcdefghijklmnopq}\n", "tun.name", 1, "longer than 15 bytes"},
+		{"tun name with slash", "tun:\n  name: \"a/b\"\n", "tun.name", 2, `invalid interface name "a/b"`},
+		{"tun mtu too small", "tun: {mtu: 100}\n", "tun.mtu", 1, "from 576 to 65535, got 100"},
+		{"tun unknown key", "tun: {name: \"\", queues: 4}\n", "tun.queues", 1, "unknown key"},
+		{"ppp mru too big", "ppp:\n  mru: 70000\n", "ppp.mru", 2, "from 576 to 65535"},
+		{"ppp auth unknown", "ppp:\n  auth: [chap, eap]\n", "ppp.auth[1]", 2, `unknown authentication protocol "eap"`},
+		{"ppp auth duplicate", "ppp:\n  auth:\n    - pap\n    - pap\n", "ppp.auth[1]", 4, "pap listed twice (first on line 3)"},
+		{"ppp auth empty", "ppp: {auth: []}\n", "ppp.auth", 1, "at least one protocol"},
+		{"ppp auth null", "ppp:\n  auth:\n", "ppp.auth", 2, "at least one protocol"},
+		{"ppp auth not a list", "ppp: {auth: chap}\n", "ppp.auth", 1, "expected a list"},
+		{"ppp echo interval no unit", "ppp: {echo_interval: 30}\n", "ppp.echo_interval", 1, "needs a unit"},
+		{"ppp echo failures zero", "ppp: {echo_failures: 0}\n", "ppp.echo_failures", 1, "from 1 to 100"},
+		{"ppp local IPv6", "ppp: {local_ipv4: \"2001:db8::1\"}\n", "ppp.local_ipv4", 1, `invalid IPv4 address "2001:db8::1"`},
+		{"ppp local multicast", "ppp: {local_ipv4: 224.0.0.1}\n", "ppp.local_ipv4", 1, "not a unicast address"},
+		{"ppp local unspecified", "ppp: {local_ipv4: 0.0.0.0}\n", "ppp.local_ipv4", 1, "not a unicast address"},
+		{"ppp dns three", "ppp:\n  dns: [192.0.2.1, 192.0.2.2, 192.0.2.3]\n", "ppp.dns", 2, "at most 2 servers"},
+		{"ppp dns bad", "ppp:\n  dns:\n    - 192.0.2.1\n    - dns.example\n", "ppp.dns[1]", 4, `invalid IPv4 address "dns.example"`},
+		{"ppp ipv6 not bool", "ppp: {ipv6: \"yes\"}\n", "ppp.ipv6", 1, "expected true or false"},
+		{"ppp pool undefined", "ppp:\n  pool: nope\n", "ppp.pool", 2, `no pool named "nope"`},
+		{"ppp pool undefined, pools after", "ppp: {pool: b}\npools: [{name: a, ipv4: [10.0.0.0/24]}]\n", "ppp.pool", 1, `no pool named "b"`},
+		{"ppp pool empty", "ppp: {pool: \"\"}\n", "ppp.pool", 1, `no pool named ""`},
+		{"tun without local_ipv4", "tun: {name: l2tp0}\nppp: {pool: a}\npools: [{name: a, ipv4: [10.0.0.0/24]}]\n", "ppp.local_ipv4", 2, "required when tun.name is set (line 1)"},
+		{"tun without pool", "ppp:\n  local_ipv4: 10.9.9.9\ntun:\n  name: l2tp0\n", "ppp.pool", 2, "required when tun.name is set (line 4)"},
+		{"local_ipv4 inside a pool", "ppp: {local_ipv4: 10.0.0.5}\npools:\n  - name: a\n    ipv4: [10.0.0.0/24]\n", "ppp.local_ipv4", 1, `inside 10.0.0.0/24 of pool "a" (line 4)`},
+		{"pool without name", "pools:\n  - ipv4: [10.0.0.0/24]\n", "pools[0].name", 2, "required"},
+		{"pool empty name", "pools:\n  - {name: \"\", ipv4: [10.0.0.0/24]}\n", "pools[0].name", 2, "must not be empty"},
+		{"pool duplicate name", "pools:\n  - {name: a, ipv4: [10.0.0.0/24]}\n  - {name: a, ipv4: [10.0.1.0/24]}\n", "pools[1].name", 3, `duplicate pool name "a" (first used on line 2)`},
+		{"pool without addresses", "pools:\n  - name: a\n", "pools[0]", 2, "needs ipv4 ranges or an ipv6 prefix"},
+		{"pool empty ipv4", "pools:\n  - {name: a, ipv4: []}\n", "pools[0]", 2, "needs ipv4 ranges or an ipv6 prefix"},
+		{"pool unknown key", "pools:\n  - {name: a, ipv4: [10.0.0.0/24], gateway: 10.0.0.1}\n", "pools[0].gateway", 2, "unknown key"},
+		{"pools not a list", "pools: {name: a}\n", "pools", 1, "expected a list"},
+		{"range reversed", "pools:\n  - name: a\n    ipv4: [10.0.0.9-10.0.0.1]\n", "pools[0].ipv4[0]", 3, "first address is after the last"},
+		{"range half", "pools:\n  - name: a\n    ipv4: [\"10.0.0.1-\"]\n", "pools[0].ipv4[0]", 3, "invalid IPv4 range"},
+		{"range IPv6", "pools:\n  - name: a\n    ipv4: [\"2001:db8::1-2001:db8::9\"]\n", "pools[0].ipv4[0]", 3, "invalid IPv4 range"},
+		{"range IPv6 prefix", "pools:\n  - name: a\n    ipv4: [\"2001:db8::/64\"]\n", "pools[0].ipv4[0]", 3, "invalid IPv4 range"},
+		{"range prefix host bits", "pools:\n  - name: a\n    ipv4: [10.0.0.1/24]\n", "pools[0].ipv4[0]", 3, `did you mean "10.0.0.0/24"`},
+		{"range garbage", "pools:\n  - name: a\n    ipv4: [ten]\n", "pools[0].ipv4[0]", 3, "invalid IPv4 range"},
+		{"ranges overlap in a pool", "pools:\n  - name: a\n    ipv4:\n      - 10.0.0.0/24\n      - 10.0.0.128-10.0.1.5\n", "pools[0].ipv4[1]", 5, `overlaps 10.0.0.0/24 of pool "a" (line 4)`},
+		{"ranges overlap across pools", "pools:\n  - {name: a, ipv4: [10.0.0.0/24]}\n  - {name: b, ipv4: [10.0.1.0/24, 10.0.0.255]}\n", "pools[1].ipv4[1]", 3, `overlaps 10.0.0.0/24 of pool "a" (line 2)`},
+		{"range too big", "pools:\n  - {name: a, ipv4: [10.0.0.0/7]}\n", "pools[0].ipv4[0]", 2, "more than 16777216 addresses"},
+		{"ranges too big together", "pools:\n  - {name: a, ipv4: [10.0.0.0/8, 11.0.0.0]}\n", "pools[0].ipv4[1]", 2, "more than 16777216 addresses"},
+		{"ipv6 not IPv6", "pools:\n  - {name: a, ipv6: 10.0.0.0/8}\n", "pools[0].ipv6", 2, "invalid IPv6 prefix"},
+		{"ipv6 host bits", "pools:\n  - {name: a, ipv6: \"2001:db8::1/48\"}\n", "pools[0].ipv6", 2, `did you mean "2001:db8::/48"`},
+		{"ipv6_length below prefix", "pools:\n  - name: a\n    ipv6: \"2001:db8::/56\"\n    ipv6_length: 48\n", "pools[0].ipv6_length", 4, "shorter than the pool's prefix /56"},
+		{"default ipv6_length below prefix", "pools:\n  - name: a\n    ipv6: \"2001:db8::/96\"\n", "pools[0].ipv6", 3, "ipv6_length 64 is shorter"},
+		{"ipv6_length too many prefixes", "pools:\n  - {name: a, ipv6: \"2001:db8::/32\"}\n", "pools[0].ipv6", 2, "more than 16777216 prefixes"},
+		{"ipv6_length too many prefixes, /128", "pools:\n  - name: a\n    ipv6: \"2001:db8::/48\"\n    ipv6_length: 128\n", "pools[0].ipv6_length", 4, "more than 16777216 prefixes"},
+		{"ipv6_length out of range", "pools:\n  - {name: a, ipv6: \"2001:db8::/48\", ipv6_length: 129}\n", "pools[0].ipv6_length", 2, "from 1 to 128"},
+		{"ipv6_length without ipv6", "pools:\n  - name: a\n    ipv4: [10.0.0.0/24]\n    ipv6_length: 64\n", "pools[0].ipv6_length", 4, "without an ipv6 prefix"},
+		{"ipv6 overlap across pools", "pools:\n  - {name: a, ipv6: \"2001:db8::/48\"}\n  - {name: b, ipv6: \"2001:db8::/56\"}\n", "pools[1].ipv6", 3, `overlaps 2001:db8::/48 of pool "a" (line 2)`},
+		{"peer renegotiate", "peers:\n  - {name: a, host_name: A, renegotiate: sometimes}\n", "peers[0].renegotiate", 2, `invalid policy "sometimes"`},
+		{"peer pool undefined", "peers:\n  - name: a\n    host_name: A\n    pool: vip\n", "peers[0].pool", 4, `no pool named "vip"`},
+		{"default_peer pool undefined", "default_peer: {pool: vip}\npools: [{name: a, ipv4: [10.0.0.0/24]}]\n", "default_peer.pool", 1, `no pool named "vip"`},
+		{"default_peer renegotiate", "default_peer:\n  renegotiate: ON-MISMATCH\n", "default_peer.renegotiate", 2, "invalid policy"},
 		{"root not a mapping", "- a\n- b\n", "", 1, "expected a mapping"},
 	}
 	for _, tt := range tests {
@@ -369,11 +480,26 @@ func TestEmbeddedDefault(t *testing.T) {
 		f.DefaultPeer.Secret != "" || f.DefaultPeer.Reject {
 		t.Errorf("embedded default = %+v", f)
 	}
-	// Spelling out the defaults must not change them.
+	// Spelling out the defaults must not change them; on top of them
+	// the embedded default terminates PPP from a CGNAT pool.
 	want := control.DefaultConfig()
 	want.Default.Name = "default"
+	want.TUN.Name = "l2tp0"
+	want.PPP.LocalIPv4 = netip.MustParseAddr("100.64.0.1")
+	want.PPP.Pool = "default"
+	want.Pools = []control.Pool{{
+		Name: "default",
+		IPv4: []control.AddrRange{{First: netip.MustParseAddr("100.65.0.0"), Last: netip.MustParseAddr("100.65.255.255")}},
+	}}
+	want.Users = map[string]string{"test": "test"}
 	if got := f.Control(); !reflect.DeepEqual(got, want) {
-		t.Errorf("lns.yaml differs from control.DefaultConfig:\n%+v\n%+v", got, want)
+		t.Errorf("lns.yaml differs from control.DefaultConfig plus PPP termination:\n%+v\n%+v", got, want)
+	}
+	cgnat := netip.MustParsePrefix("100.64.0.0/10")
+	for _, r := range f.Pools[0].IPv4 {
+		if !cgnat.Contains(r.First) || !cgnat.Contains(r.Last) {
+			t.Errorf("default pool range %v is outside %s", r, cgnat)
+		}
 	}
 }
 
@@ -396,6 +522,13 @@ func FuzzParse(f *testing.F) {
 			c.RetransmitInitial <= 0 || c.RetransmitCap < c.RetransmitInitial || c.Hello <= 0 {
 			t.Fatalf("accepted an invalid config: %+v", c)
 		}
+		if len(c.PPP.Auth) == 0 || len(c.PPP.DNS) > 2 || c.PPP.EchoInterval <= 0 || c.PPP.EchoFailures < 1 {
+			t.Fatalf("accepted an invalid PPP policy: %+v", c.PPP)
+		}
+		if c.TUN.Name != "" && (!c.PPP.LocalIPv4.IsValid() || c.PPP.Pool == "") {
+			t.Fatalf("accepted a TUN without PPP addressing: %+v", c)
+		}
+		checkPools(t, c)
 	})
 }
 
@@ -410,6 +543,138 @@ func TestErrorsInLineOrder(t *testing.T) {
 	for i, want := range []int{3, 4, 6} {
 		if errs[i].Line != want {
 			t.Errorf("error %d on line %d, want %d:\n%v", i, errs[i].Line, want, err)
+		}
+	}
+}
+
+// checkPools builds the pools the daemon would build and checks every
+// reference to them, so the config accepts nothing control.New refuses.
+func checkPools(t *testing.T, c control.Config) {
+	t.Helper()
+	var cfgs []pool.Config
+	for _, p := range c.Pools {
+		pc := pool.Config{Name: p.Name, IPv6: p.IPv6, IPv6Length: p.IPv6Length}
+		for _, r := range p.IPv4 {
+			pc.IPv4 = append(pc.IPv4, pool.Range{First: r.First, Last: r.Last})
+		}
+		cfgs = append(cfgs, pc)
+	}
+	set, err := pool.NewSet(cfgs)
+	if err != nil {
+		t.Fatalf("accepted pools the pool package refuses: %v", err)
+	}
+	names := []string{c.PPP.Pool, c.Default.Pool}
+	for _, p := range c.Peers {
+		names = append(names, p.Pool)
+	}
+	for _, n := range names {
+		if n != "" && set.Get(n) == nil {
+			t.Fatalf("accepted a reference to pool %q, which does not exist", n)
+		}
+	}
+	for _, p := range set.All() {
+		if c.PPP.LocalIPv4.IsValid() && p.Contains(c.PPP.LocalIPv4) {
+			t.Fatalf("accepted local_ipv4 %s inside pool %s", c.PPP.LocalIPv4, p.Name())
+		}
+	}
+}
+
+func TestPoolsBuild(t *testing.T) {
+	for name, doc := range map[string][]byte{"full": []byte(full), "lns.yaml": configs.Default()} {
+		f, err := Parse(doc)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		checkPools(t, f.Control())
+	}
+}
+
+// Without a TUN nothing is terminated, so PPP addressing is optional.
+func TestControlPlaneOnly(t *testing.T) {
+	for _, doc := range []string{
+		"tun: {name: \"\"}\n",
+		"tun:\n  mtu: 9000\nppp: {auth: [pap]}\n",
+		"pools: [{name: a, ipv4: [10.0.0.0/24]}]\n",
+	} {
+		f, err := Parse([]byte(doc))
+		if err != nil {
+			t.Errorf("%q: %v", doc, err)
+			continue
+		}
+		if c := f.Control(); c.TUN.Name != "" || c.PPP.LocalIPv4.IsValid() {
+			t.Errorf("%q: %+v", doc, c)
+		}
+	}
+}
+
+// A TUN with no ppp section names both missing keys, at the tun line.
+func TestTUNNeedsPPPAddressing(t *testing.T) {
+	_, err := Parse([]byte("hostname: a\ntun: {name: l2tp0}\n"))
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 2 {
+		t.Fatalf("got %v, want two errors", err)
+	}
+	for i, path := range []string{"ppp.local_ipv4", "ppp.pool"} {
+		if errs[i].Path != path || errs[i].Line != 2 {
+			t.Errorf("error %d = %q, want %s at line 2", i, errs[i].Error(), path)
+		}
+	}
+}
+
+// Ranges may be written three ways; .0 and .255 stay in the range (the
+// pool decides what it leases).
+func TestRangeForms(t *testing.T) {
+	tests := map[string]control.AddrRange{
+		"100.64.0.10-100.64.0.250":  {First: netip.MustParseAddr("100.64.0.10"), Last: netip.MustParseAddr("100.64.0.250")},
+		"100.64.0.10 - 100.64.0.10": {First: netip.MustParseAddr("100.64.0.10"), Last: netip.MustParseAddr("100.64.0.10")},
+		"100.65.0.0/16":             {First: netip.MustParseAddr("100.65.0.0"), Last: netip.MustParseAddr("100.65.255.255")},
+		"100.65.0.7/32":             {First: netip.MustParseAddr("100.65.0.7"), Last: netip.MustParseAddr("100.65.0.7")},
+		"0.0.0.0/0":                 {First: netip.MustParseAddr("0.0.0.0"), Last: netip.MustParseAddr("255.255.255.255")},
+		"192.0.2.1":                 {First: netip.MustParseAddr("192.0.2.1"), Last: netip.MustParseAddr("192.0.2.1")},
+	}
+	for in, want := range tests {
+		got, msg := parseRange(in)
+		if msg != "" || got != want {
+			t.Errorf("parseRange(%q) = %v, %q; want %v", in, got, msg, want)
+		}
+	}
+}
+
+// Cross-section checks join the per-key errors, in line order.
+func TestPPPErrorsTogether(t *testing.T) {
+	doc := `ppp:
+  auth: [eap]
+  local_ipv4: 10.0.0.1
+  pool: missing
+pools:
+  - name: a
+    ipv4: [10.0.0.0/24, 10.0.0.7]
+peers:
+  - {name: p, host_name: P, pool: gone, renegotiate: maybe}
+tun: {name: l2tp0}
+`
+	_, err := Parse([]byte(doc))
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("got %v, want Errors", err)
+	}
+	want := []struct {
+		path string
+		line int
+	}{
+		{"ppp.auth[0]", 2},
+		{"ppp.local_ipv4", 3},
+		{"ppp.pool", 4},
+		{"pools[0].ipv4[1]", 7},
+		{"peers[0].renegotiate", 9},
+		{"peers[0].pool", 9},
+	}
+	if len(errs) != len(want) {
+		t.Fatalf("got %d errors, want %d:\n%v", len(errs), len(want), err)
+	}
+	for i, w := range want {
+		if errs[i].Path != w.path || errs[i].Line != w.line {
+			t.Errorf("error %d = %q, want path %s line %d", i, errs[i].Error(), w.path, w.line)
 		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 // Unknown keys are rejected, as yaml.v3's KnownFields(true) would.
 type decoder struct {
 	errs Errors
+	refs refs
 }
 
 // field is one known key of a mapping.
@@ -78,6 +79,7 @@ func (d *decoder) document(data []byte, f *File) {
 }
 
 func (d *decoder) root(n *yaml.Node, f *File) {
+	d.refs.poolLine = map[string]int{}
 	d.mapping("", n, []field{
 		{"hostname", func(p string, v *yaml.Node) {
 			if d.str(p, v, &f.HostName) && f.HostName == "" {
@@ -95,7 +97,11 @@ func (d *decoder) root(n *yaml.Node, f *File) {
 		}},
 		{"store", func(p string, v *yaml.Node) { d.store(p, v, &f.Store) }},
 		{"auth", func(p string, v *yaml.Node) { d.auth(p, v, &f.Auth) }},
+		{"tun", func(p string, v *yaml.Node) { d.tun(p, v, &f.TUN) }},
+		{"ppp", func(p string, v *yaml.Node) { d.pppPolicy(p, v, &f.PPP) }},
+		{"pools", func(p string, v *yaml.Node) { d.pools(p, v, f) }},
 	})
+	d.crossCheck(f)
 }
 
 func (d *decoder) listen(path string, n *yaml.Node, f *File) {
@@ -290,6 +296,16 @@ func (d *decoder) peerPolicy(path string, n *yaml.Node, peer *Peer, matching boo
 		}},
 		{"hide_avps", func(p string, v *yaml.Node) { d.boolean(p, v, &peer.HideAVPs) }},
 		{"reject", func(p string, v *yaml.Node) { d.boolean(p, v, &peer.Reject) }},
+		{"renegotiate", func(p string, v *yaml.Node) {
+			if d.str(p, v, &peer.Renegotiate) && !oneOf(peer.Renegotiate, renegotiatePolicies...) {
+				d.fail(p, v, "invalid policy %q (want never, on-mismatch or always)", peer.Renegotiate)
+			}
+		}},
+		{"pool", func(p string, v *yaml.Node) {
+			if d.str(p, v, &peer.Pool) {
+				d.refs.poolRefs = append(d.refs.poolRefs, poolRef{p, resolve(v)})
+			}
+		}},
 	}
 	if matching {
 		fields = append(fields,

@@ -7,7 +7,11 @@
 //
 //	peers[1].addresses[0] (line 14): invalid prefix "10.0.0/8"
 //
-// Unknown keys are errors. The result is an immutable *File; the daemon
+// Unknown keys are errors. Checks that span sections (ppp.pool and each
+// peer's pool must name a pool, ppp.local_ipv4 must stay out of every
+// pool, a tun needs ppp.local_ipv4 and ppp.pool, no two pools share an
+// address) run once the whole document is read, so sections may come in
+// any order. The result is an immutable *File; the daemon
 // hands File.Control() to control.New and keeps the rest (log, admin,
 // store, auth) for itself. Durations are written the Go way ("60s"); the
 // admin socket mode is octal ("0600"). yaml.v3 is used in this package
