@@ -99,7 +99,7 @@ var (
 	sub6  = netip.MustParseAddr("2001:db8:100:1::10")
 	web6  = netip.MustParseAddr("2001:db8:ffff::80")
 	optsA = []byte{2, 4, 0x05, 0xb4, 1, 3, 3, 7, 4, 2} // MSS 1460, NOP, WS 7, SACK-perm
-	optsB = []byte{1, 2, 4, 0x05, 0xb4, 1, 1}         // MSS value at an odd offset
+	optsB = []byte{1, 2, 4, 0x05, 0xb4, 1, 1}          // MSS value at an odd offset
 )
 
 func mss(t *testing.T, pkt []byte) uint16 {
