@@ -220,8 +220,92 @@ func TestEngineInNetns(t *testing.T) {
 		}
 		break
 	}
+
+	// IPv6 once IPv6CP is up: the session is reinstalled with its prefix.
+	tun6, sub6 := netip.MustParseAddr("fd00:99::1"), netip.MustParseAddr("fd00:100:1::10")
+	ipCmd(t, "-n", ns, "addr", "add", tun6.String()+"/128", "dev", "l2tpt0", "nodad")
+	ipCmd(t, "-n", ns, "-6", "route", "add", "fd00:100:1::/64", "dev", "l2tpt0")
+	if err := e.Install(Session{
+		Key: key2, PeerTunnel: 7, PeerSession: 8, Peer: lacAddr, Local: loopback,
+		Socket: sock, IPv4: subAddr, IPv6: netip.MustParsePrefix("fd00:100:1::/64"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lacConn.WriteToUDPAddrPort(v2Data(key2, pppFrame(ProtoIPv6, echoRequest6(sub6, tun6, 0x4343))), lnsAddr); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		n, _, err = lacConn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("no IPv6 echo reply: %v; stats %v", err, e.Stats())
+		}
+		_, frame, err := ParseV2(buf[:n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		proto, ip, _ := ParsePPP(frame)
+		if proto != ProtoIPv6 || ip[6] != 58 || ip[40] != 129 {
+			continue // not an ICMPv6 Echo Reply (RFC 4443 §4.2)
+		}
+		if netip.AddrFrom16([16]byte(ip[8:24])) != tun6 || netip.AddrFrom16([16]byte(ip[24:40])) != sub6 ||
+			binary.BigEndian.Uint16(ip[44:]) != 0x4343 {
+			t.Fatalf("not our echo reply: % x", ip)
+		}
+		break
+	}
 	c, _ := e.Counters(key2)
-	if c.RxPackets != 2 || c.TxPackets < 2 {
+	if c.RxPackets != 3 || c.TxPackets < 3 {
 		t.Fatalf("counters %+v", c)
 	}
+
+	// A second socket, IPv6, added while the engine runs: the session's
+	// traffic leaves through it by sendmmsg with IPV6_PKTINFO.
+	var lns6, lac6 *net.UDPConn
+	inNetns(t, ns, func() (err error) {
+		if lns6, err = net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback, Port: 1701}); err != nil {
+			return err
+		}
+		lac6, err = net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+		return err
+	})
+	t.Cleanup(func() { lac6.Close() })
+	sock6, err := e.AddSocket(lns6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key6 := SessionKey{Version: 2, Tunnel: 101, Session: 201}
+	sub2 := netip.MustParseAddr("100.64.0.11")
+	ipCmd(t, "-n", ns, "route", "add", sub2.String()+"/32", "dev", "l2tpt0")
+	lac6Addr := lac6.LocalAddr().(*net.UDPAddr).AddrPort()
+	if err := e.Install(Session{Key: key6, PeerTunnel: 9, PeerSession: 10, Peer: lac6Addr, Local: netip.IPv6Loopback(), Socket: sock6, IPv4: sub2}); err != nil {
+		t.Fatal(err)
+	}
+	lac6.SetReadDeadline(time.Now().Add(10 * time.Second))
+	lns6Addr := lns6.LocalAddr().(*net.UDPAddr).AddrPort()
+	if _, err := lac6.WriteToUDPAddrPort(v2Data(key6, pppFrame(ProtoIPv4, echoRequest(sub2, tunAddr, 0x4444, 1))), lns6Addr); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		n, from, err := lac6.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("no echo reply over IPv6: %v; stats %v", err, e.Stats())
+		}
+		h, frame, err := ParseV2(buf[:n])
+		if err != nil || h.Tunnel != 9 || h.Session != 10 || from.Addr() != netip.IPv6Loopback() || from.Port() != 1701 {
+			t.Fatalf("reply %+v from %v: %v", h, from, err)
+		}
+		if _, ip, _ := ParsePPP(frame); ip[9] == 1 && binary.BigEndian.Uint16(ip[24:]) == 0x4444 {
+			break
+		}
+	}
+}
+
+// echoRequest6 is an ICMPv6 Echo Request (RFC 4443 §4.1) with its
+// checksum over the pseudo-header (RFC 8200 §8.1).
+func echoRequest6(src, dst netip.Addr, id uint16) []byte {
+	icmp := []byte{128, 0, 0, 0, byte(id >> 8), byte(id), 0, 1, 'l', '2', 't', 'p'}
+	s, d := src.As16(), dst.As16()
+	pseudo := append(append(s[:], d[:]...), 0, 0, 0, byte(len(icmp)), 0, 0, 0, 58)
+	binary.BigEndian.PutUint16(icmp[2:], ^uint16(sum16(sum16(0, pseudo), icmp)))
+	return ipv6Packet(src, dst, 58, icmp)
 }
