@@ -169,6 +169,15 @@ type SessionInfo struct {
 	CallSerial    uint32    `json:"call_serial"`
 	CallingNumber string    `json:"calling_number,omitempty"`
 	CalledNumber  string    `json:"called_number,omitempty"`
+	UserName      string    `json:"user_name,omitempty"`
+	IPv4          string    `json:"ipv4,omitempty"`
+	IPv6          string    `json:"ipv6,omitempty"`
+	PPPState      string    `json:"ppp_state,omitempty"`
+	ProxyLCP      bool      `json:"proxy_lcp"`
+	RxPackets     uint64    `json:"rx_packets"`
+	RxBytes       uint64    `json:"rx_bytes"`
+	TxPackets     uint64    `json:"tx_packets"`
+	TxBytes       uint64    `json:"tx_bytes"`
 	Since         time.Time `json:"since"`
 	UptimeSeconds float64   `json:"uptime_seconds"`
 }

@@ -13,8 +13,11 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/l2tpd/l2tpd/control/pool"
 	"github.com/l2tpd/l2tpd/control/tunnel"
 	"github.com/l2tpd/l2tpd/control/wire"
+	"github.com/l2tpd/l2tpd/datapath"
+	"github.com/l2tpd/l2tpd/ppp"
 )
 
 // ErrNotFound is returned by Clear* for an unknown ID.
@@ -31,12 +34,16 @@ type Server struct {
 	log   *zap.Logger
 	ready chan struct{}
 
-	listeners []*listener
-	shards    []*shard
-	seed      maphash.Seed
-	tunnels   atomic.Int64 // across shards, for Limits.MaxTunnels
-	sessions  atomic.Int64
-	drops     dropCounters
+	eng      *datapath.Engine
+	dp       dataplane
+	socks    []*datapath.Socket
+	pools    map[string]*pool.Pool
+	users    ppp.LocalUsers
+	shards   []*shard
+	seed     maphash.Seed
+	tunnels  atomic.Int64 // across shards, for Limits.MaxTunnels
+	sessions atomic.Int64
+	drops    dropCounters
 }
 
 // New checks cfg and returns a server that is not yet listening.
@@ -50,7 +57,22 @@ func New(cfg Config, log *zap.Logger) (*Server, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s := &Server{cfg: cfg, log: log, ready: make(chan struct{}), seed: maphash.MakeSeed()}
+	s := &Server{cfg: cfg, log: log, ready: make(chan struct{}), seed: maphash.MakeSeed(),
+		pools: make(map[string]*pool.Pool), users: ppp.LocalUsers(cfg.Users)}
+	for _, pc := range cfg.Pools {
+		var r4 []pool.Range
+		for _, r := range pc.IPv4 {
+			r4 = append(r4, pool.Range{First: r.First, Last: r.Last})
+		}
+		p, err := pool.New(pc.Name, r4, pc.IPv6, pc.IPv6Length)
+		if err != nil {
+			return nil, fmt.Errorf("control: pool %s: %w", pc.Name, err)
+		}
+		s.pools[pc.Name] = p
+	}
+	if s.users == nil {
+		s.users = ppp.LocalUsers{}
+	}
 	for i := 0; i < cfg.Shards; i++ {
 		s.shards = append(s.shards, newShard(s, i))
 	}
@@ -63,35 +85,50 @@ func (s *Server) Ready() <-chan struct{} { return s.ready }
 // LocalAddrs are the bound listener addresses (after Ready).
 func (s *Server) LocalAddrs() []net.Addr {
 	var a []net.Addr
-	for _, l := range s.listeners {
-		a = append(a, l.conn.LocalAddr())
+	for _, sk := range s.socks {
+		a = append(a, sk.LocalAddr())
 	}
 	return a
 }
 
-// Run binds the listeners and serves until ctx is done, then tears every
-// tunnel down (StopCCN, result 6) before returning.
+// Run binds the listeners, opens the datapath and serves until ctx is
+// done, then tears every tunnel down (StopCCN, result 6) before returning.
 func (s *Server) Run(ctx context.Context) error {
-	for _, addr := range s.cfg.Listen {
-		l, err := listen(addr)
-		if err != nil {
-			for _, l := range s.listeners {
-				l.conn.Close()
-			}
-			return err
-		}
-		s.listeners = append(s.listeners, l)
+	eng, err := datapath.New(datapath.Config{TUN: s.cfg.TUN.Name, MTU: s.cfg.TUN.MTU}, s)
+	if err != nil {
+		return fmt.Errorf("control: datapath: %w", err)
 	}
+	s.eng, s.dp = eng, eng
+	for _, addr := range s.cfg.Listen {
+		conn, err := listenUDP(addr)
+		if err == nil {
+			var sk *datapath.Socket
+			if sk, err = eng.AddSocket(conn); err == nil {
+				s.socks = append(s.socks, sk)
+				continue
+			}
+			conn.Close()
+		}
+		dctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = eng.Run(dctx) // releases what was opened
+		return err
+	}
+	if s.cfg.TUN.Name != "" {
+		if err := s.setupKernelRoutes(eng.TUNName()); err != nil {
+			s.log.Warn("kernel routes for the pools", zap.Error(err))
+		}
+	}
+	dctx, stopDatapath := context.WithCancel(context.Background())
+	dpDone := make(chan error, 1)
+	go func() { dpDone <- eng.Run(dctx) }()
 	var wg sync.WaitGroup
 	for _, sh := range s.shards {
 		wg.Add(1)
 		go func(sh *shard) { defer wg.Done(); sh.run() }(sh)
 	}
-	var rwg sync.WaitGroup
-	for _, l := range s.listeners {
-		rwg.Add(1)
-		go func(l *listener) { defer rwg.Done(); s.readLoop(l) }(l)
-		s.log.Info("listening", zap.String("addr", l.conn.LocalAddr().String()))
+	for _, sk := range s.socks {
+		s.log.Info("listening", zap.String("addr", sk.LocalAddr().String()))
 	}
 	close(s.ready)
 	<-ctx.Done()
@@ -106,72 +143,74 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	for _, l := range s.listeners {
-		l.conn.Close()
-	}
-	rwg.Wait()
+	stopDatapath()
+	err = <-dpDone
 	for _, sh := range s.shards {
 		close(sh.quit)
 	}
 	wg.Wait()
-	return nil
+	return err
 }
 
-// inPacket is a received datagram on its way to a shard.
+// inPacket is a control message or a PPP frame on its way to a shard.
 type inPacket struct {
-	buf  []byte
-	from netip.AddrPort
-	to   netip.Addr
-	l    *listener
+	buf   []byte
+	from  netip.AddrPort
+	to    netip.Addr
+	sock  *datapath.Socket
+	frame bool
+	key   datapath.SessionKey
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, maxPacket); return &b }}
 
-// readLoop classifies datagrams by header only and hands control
-// messages to the owning shard.
-func (s *Server) readLoop(l *listener) {
-	oob := make([]byte, 128)
-	for {
-		bp := bufPool.Get().(*[]byte)
-		n, from, to, err := l.read(*bp, oob)
-		if err != nil {
-			bufPool.Put(bp)
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			s.drops.inc(dropReadError)
-			continue
-		}
-		pkt := (*bp)[:n]
-		h, _, err := wire.ParseHeader(pkt, wire.EncapUDP)
-		if err != nil {
-			if v, ok := wire.VersionOf(pkt, wire.EncapUDP); ok && v != 2 && v != 3 && n >= 2 && pkt[0]&0x80 != 0 {
-				s.refuseVersion(l, pkt, from, to)
-				s.drops.inc(dropVersion)
-			} else {
-				s.drops.inc(dropMalformed)
-			}
-			bufPool.Put(bp)
-			continue
-		}
-		if !h.Control {
-			// The PPP datapath is not wired to the control plane yet.
-			s.drops.inc(dropData)
-			bufPool.Put(bp)
-			continue
-		}
-		var sh *shard
-		if h.TunnelID == 0 {
-			sh = s.shards[s.peerShard(from.Addr())]
+// Control is the datapath's upcall for a control message: it is
+// classified by header only and queued to the shard that owns it.
+func (s *Server) Control(sk *datapath.Socket, pkt []byte, from netip.AddrPort, to netip.Addr) {
+	h, _, err := wire.ParseHeader(pkt, wire.EncapUDP)
+	if err != nil {
+		if v, ok := wire.VersionOf(pkt, wire.EncapUDP); ok && v != 2 && v != 3 && len(pkt) >= 2 && pkt[0]&0x80 != 0 {
+			s.refuseVersion(sk, from, to)
+			s.drops.inc(dropVersion)
 		} else {
-			sh = s.shards[int(h.TunnelID%uint32(len(s.shards)))]
+			s.drops.inc(dropMalformed)
 		}
-		select {
-		case sh.in <- inPacket{buf: pkt, from: from, to: to, l: l}:
-		default:
-			s.drops.inc(dropOverload)
-			bufPool.Put(bp)
-		}
+		return
+	}
+	if !h.Control || len(pkt) > maxPacket {
+		s.drops.inc(dropMalformed)
+		return
+	}
+	var sh *shard
+	if h.TunnelID == 0 {
+		sh = s.shards[s.peerShard(from.Addr())]
+	} else {
+		sh = s.shards[int(h.TunnelID%uint32(len(s.shards)))]
+	}
+	s.enqueue(sh, inPacket{from: from, to: to, sock: sk}, pkt)
+}
+
+// Frame is the datapath's upcall for a PPP frame that is not forwarded.
+func (s *Server) Frame(key datapath.SessionKey, frame []byte) {
+	if len(frame) > maxPacket {
+		s.drops.inc(dropMalformed)
+		return
+	}
+	id := key.Tunnel
+	if key.Version == 3 {
+		id = key.Session
+	}
+	s.enqueue(s.shards[int(id%uint32(len(s.shards)))], inPacket{frame: true, key: key}, frame)
+}
+
+func (s *Server) enqueue(sh *shard, p inPacket, data []byte) {
+	bp := bufPool.Get().(*[]byte)
+	p.buf = append((*bp)[:0], data...)
+	select {
+	case sh.in <- p:
+	default:
+		s.drops.inc(dropOverload)
+		bufPool.Put(bp)
 	}
 }
 
@@ -183,13 +222,13 @@ func (s *Server) peerShard(a netip.Addr) int {
 // refuseVersion answers a control message of a version we do not speak
 // with a stateless v2 StopCCN, result 5, the highest version we support
 // in the error field (RFC 2661 §4.4.2, RFC 3931 §4.7.3).
-func (s *Server) refuseVersion(l *listener, pkt []byte, from netip.AddrPort, to netip.Addr) {
+func (s *Server) refuseVersion(sk *datapath.Socket, from netip.AddrPort, to netip.Addr) {
 	b := wire.AppendControlHeader(nil, wire.EncapUDP, wire.Header{Control: true, HasLength: true, HasSeq: true, Version: 2, Nr: 1})
 	b = wire.AppendMessageType(b, wire.MsgStopCCN)
 	b = wire.AppendAVPUint16(b, true, wire.VendorIETF, wire.AVPAssignedTunnelID, 0)
 	b = wire.AppendResultCode(b, true, wire.ResultUnsupportedVersion, 3, "")
 	wire.FinishControl(b, 0, wire.EncapUDP)
-	_ = l.write(b, from, to, nil)
+	_ = sk.WriteControl(b, from, to)
 }
 
 // eachShard runs fn in every shard's goroutine and waits for all.
@@ -239,7 +278,7 @@ func (s *Server) Sessions(ctx context.Context) ([]SessionInfo, error) {
 		now := time.Now()
 		for _, e := range sh.tunnels {
 			e.t.Sessions(func(ss *tunnel.Session) {
-				si := e.sessionInfo(ss, now)
+				si := sh.sessionInfo(e, ss, now)
 				mu.Lock()
 				out = append(out, si)
 				mu.Unlock()
@@ -294,6 +333,11 @@ func (s *Server) ClearSession(ctx context.Context, id uint32) error {
 // Stats returns the control plane's counters.
 func (s *Server) Stats(ctx context.Context) (Stats, error) {
 	st := Stats{Drops: s.drops.snapshot(), Counters: map[string]uint64{}}
+	if s.eng != nil {
+		for k, v := range s.eng.Stats() {
+			st.Drops["datapath_"+k] = v
+		}
+	}
 	var mu sync.Mutex
 	err := s.eachShard(ctx, func(sh *shard) {
 		mu.Lock()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/l2tpd/l2tpd/control/tunnel"
 	"github.com/l2tpd/l2tpd/control/wire"
+	"github.com/l2tpd/l2tpd/datapath"
 )
 
 // Drop reasons counted by the shell (the tunnels count their own).
@@ -51,7 +52,7 @@ type entry struct {
 	t     *tunnel.Tunnel
 	peer  netip.AddrPort
 	local netip.Addr
-	l     *listener
+	sock  *datapath.Socket
 	host  string // peer policy name
 	key   peerKey
 	// scheduled is the deadline already in the shard's timer heap.
@@ -93,12 +94,12 @@ func (e *entry) info(now time.Time) TunnelInfo {
 	}
 }
 
-func (e *entry) sessionInfo(s *tunnel.Session, now time.Time) SessionInfo {
+func (sh *shard) sessionInfo(e *entry, s *tunnel.Session, now time.Time) SessionInfo {
 	since := s.Created
 	if !s.UpAt.IsZero() {
 		since = s.UpAt
 	}
-	return SessionInfo{
+	si := SessionInfo{
 		SessionID:     s.ID,
 		PeerSessionID: s.PeerID,
 		TunnelID:      e.t.ID(),
@@ -112,12 +113,26 @@ func (e *entry) sessionInfo(s *tunnel.Session, now time.Time) SessionInfo {
 		Since:         since,
 		UptimeSeconds: now.Sub(since).Seconds(),
 	}
+	if sub := sh.subs[sessionKey(e.t, s.ID)]; sub != nil && sub.e == e {
+		si.UserName, si.PPPState, si.ProxyLCP = sub.user, sub.pppState(), sub.proxied
+		if sub.ipv4.IsValid() {
+			si.IPv4 = sub.ipv4.String()
+		}
+		if sub.ipv6.IsValid() {
+			si.IPv6 = sub.ipv6.String()
+		}
+		if c, ok := sh.srv.dp.Counters(sub.key); ok {
+			si.RxPackets, si.RxBytes, si.TxPackets, si.TxBytes = c.RxPackets, c.RxBytes, c.TxPackets, c.TxBytes
+		}
+	}
+	return si
 }
 
 // timerItem is a lazily-invalidated deadline in the shard's heap.
 type timerItem struct {
-	at time.Time
-	id uint32
+	at  time.Time
+	id  uint32 // tunnel
+	sid uint32 // session, for a PPP timer; 0 for the tunnel's own
 }
 
 type timerHeap []timerItem
@@ -145,9 +160,9 @@ type shard struct {
 	byPeer   map[peerKey]uint32
 	halfOpen map[netip.Addr]int
 	perPeer  map[netip.Addr]int
+	subs     map[datapath.SessionKey]*subscriber
 	timers   timerHeap
 	out      [][]byte
-	oob      []byte
 	counters map[string]uint64
 }
 
@@ -162,7 +177,7 @@ func newShard(s *Server, i int) *shard {
 		byPeer:   make(map[peerKey]uint32),
 		halfOpen: make(map[netip.Addr]int),
 		perPeer:  make(map[netip.Addr]int),
-		oob:      make([]byte, 0, 64),
+		subs:     make(map[datapath.SessionKey]*subscriber),
 		counters: make(map[string]uint64),
 	}
 }
@@ -210,7 +225,20 @@ func (sh *shard) expire(now time.Time) {
 	for len(sh.timers) > 0 && !sh.timers[0].at.After(now) {
 		it := heap.Pop(&sh.timers).(timerItem)
 		e := sh.tunnels[it.id]
-		if e == nil || !e.scheduled.Equal(it.at) {
+		if e == nil {
+			continue
+		}
+		if it.sid != 0 {
+			sub := sh.subs[sessionKey(e.t, it.sid)]
+			if sub == nil || sub.e != e || !sub.scheduled.Equal(it.at) {
+				continue // stale
+			}
+			sub.scheduled = time.Time{}
+			sh.tickPPP(sub, now)
+			sh.service(e, now)
+			continue
+		}
+		if !e.scheduled.Equal(it.at) {
 			continue // stale
 		}
 		e.scheduled = time.Time{}
@@ -219,15 +247,23 @@ func (sh *shard) expire(now time.Time) {
 }
 
 // service flushes a tunnel's output and events and reschedules it.
+// Acting on an event (a PPP failure clearing its session) can queue more
+// messages and events, so it repeats until the tunnel is quiet.
 func (sh *shard) service(e *entry, now time.Time) {
-	sh.out = e.t.Poll(now, sh.out[:0])
-	for _, p := range sh.out {
-		if err := e.l.write(p, e.peer, e.local, sh.oob); err != nil {
-			sh.counters["send_errors"]++
+	for i := 0; i < 8; i++ {
+		sh.out = e.t.Poll(now, sh.out[:0])
+		for _, p := range sh.out {
+			if err := e.sock.WriteControl(p, e.peer, e.local); err != nil {
+				sh.counters["send_errors"]++
+			}
 		}
-	}
-	for _, ev := range e.t.Events() {
-		sh.report(e, ev)
+		evs := e.t.Events()
+		if len(evs) == 0 {
+			break
+		}
+		for _, ev := range evs {
+			sh.report(e, ev, now)
+		}
 	}
 	if e.t.Done() {
 		sh.remove(e)
@@ -261,7 +297,7 @@ func (sh *shard) decHalfOpen(a netip.Addr) {
 }
 
 // report logs an event and keeps the counters.
-func (sh *shard) report(e *entry, ev tunnel.Event) {
+func (sh *shard) report(e *entry, ev tunnel.Event, now time.Time) {
 	log := sh.srv.log
 	tf := []zap.Field{zap.Uint32("tunnel_id", e.t.ID()), zap.Uint32("peer_tunnel_id", e.t.Peer().TunnelID), zap.String("peer", e.peer.String())}
 	switch ev.Kind {
@@ -280,11 +316,15 @@ func (sh *shard) report(e *entry, ev tunnel.Event) {
 		sh.counters["sessions_established"]++
 		log.Info("session established", append(tf, zap.Uint32("session_id", ev.SessionID), zap.Uint32("peer_session_id", ev.Session.PeerID),
 			zap.Uint32("call_serial", ev.Session.Serial), zap.Bool("proxy_lcp", ev.Session.Proxy.Present()))...)
+		sh.startPPP(e, ev.Session, now)
 	case tunnel.SessionDown:
 		if !ev.Session.UpAt.IsZero() {
 			sh.srv.sessions.Add(-1)
 		}
 		sh.counters["sessions_closed"]++
+		if sub := sh.subs[sessionKey(e.t, ev.SessionID)]; sub != nil && sub.e == e {
+			sh.stopPPP(sub.key)
+		}
 		f := append(tf, zap.Uint32("session_id", ev.SessionID), zap.Uint16("result", ev.Result.Code), zap.Uint16("error", ev.Result.Error),
 			zap.String("message", ev.Result.Message), zap.Bool("by_peer", ev.ByPeer))
 		if ev.Cause != nil {
@@ -296,8 +336,18 @@ func (sh *shard) report(e *entry, ev tunnel.Event) {
 	}
 }
 
-// receive routes one control message.
+// receive routes one control message or PPP frame.
 func (sh *shard) receive(now time.Time, p inPacket) {
+	if p.frame {
+		sub := sh.subs[p.key]
+		sh.frame(p.key, p.buf, now)
+		if sub != nil {
+			if e := sh.tunnels[sub.e.t.ID()]; e == sub.e {
+				sh.service(e, now)
+			}
+		}
+		return
+	}
 	h, _, err := wire.ParseHeader(p.buf, wire.EncapUDP)
 	if err != nil {
 		sh.srv.drops.inc(dropMalformed)
@@ -385,13 +435,20 @@ func (sh *shard) newTunnel(now time.Time, p inPacket, h wire.Header) {
 		RetransmitCap:     cfg.RetransmitCap,
 		MaxRetransmits:    cfg.MaxRetransmits,
 		MaxSessions:       cfg.Limits.MaxSessionsPerTunnel,
-		Rand:              rand.Reader,
+		Admit: func() bool {
+			return cfg.Limits.MaxSessions <= 0 || sh.srv.sessions.Load() < int64(cfg.Limits.MaxSessions)
+		},
+		Rand: rand.Reader,
 	}
 	if h.Version == 3 {
+		// v3 data carries only the session ID: keep it unique in the
+		// shard and in the shard's residue class, so PPP frames find it.
+		n := uint32(len(sh.srv.shards))
 		tc.SessionIDFree = sh.sessionIDFree
+		tc.SessionIDMap = func(id uint32) uint32 { return id - id%n + uint32(sh.index) }
 	}
 	t := tunnel.NewResponder(now, tc)
-	e := &entry{t: t, peer: p.from, local: p.to, l: p.l, host: pol.Name, key: key}
+	e := &entry{t: t, peer: p.from, local: p.to, sock: p.sock, host: pol.Name, key: key}
 	sh.tunnels[id] = e
 	sh.byPeer[key] = id
 	sh.halfOpen[addr]++

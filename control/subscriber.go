@@ -1,0 +1,349 @@
+package control
+
+import (
+	"container/heap"
+	"crypto/rand"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/l2tpd/l2tpd/control/pool"
+	"github.com/l2tpd/l2tpd/control/tunnel"
+	"github.com/l2tpd/l2tpd/control/wire"
+	"github.com/l2tpd/l2tpd/datapath"
+	"github.com/l2tpd/l2tpd/ppp"
+)
+
+// dataplane is what the control plane needs of the datapath: sessions
+// installed and removed, PPP control frames sent down.
+type dataplane interface {
+	Install(datapath.Session) error
+	Remove(datapath.SessionKey)
+	SendFrame(datapath.SessionKey, []byte) error
+	Counters(datapath.SessionKey) (datapath.Counters, bool)
+}
+
+// subscriber is the PPP side of one established L2TP session: its PPP
+// engine, its addresses and its datapath entry. It belongs to the shard
+// of its tunnel.
+type subscriber struct {
+	e         *entry
+	sess      *tunnel.Session
+	key       datapath.SessionKey
+	eng       *ppp.Session
+	out       ppp.Output
+	pool      *pool.Pool
+	user      string
+	ipv4      netip.Addr
+	ipv6      netip.Prefix
+	proxied   bool
+	scheduled time.Time
+	closing   bool
+}
+
+// pppState names the subscriber's progress for l2tpctl.
+func (s *subscriber) pppState() string {
+	if s.eng.Down() {
+		return "down"
+	}
+	if s.ipv4.IsValid() || s.ipv6.IsValid() {
+		return "network"
+	}
+	return s.eng.Phase().String()
+}
+
+func authProtos(names []string) []ppp.AuthProto {
+	var l []ppp.AuthProto
+	for _, n := range names {
+		switch n {
+		case "pap":
+			l = append(l, ppp.AuthPAP)
+		case "chap":
+			l = append(l, ppp.AuthCHAPMD5)
+		case "mschapv2":
+			l = append(l, ppp.AuthMSCHAPv2)
+		}
+	}
+	return l
+}
+
+func renegotiatePolicy(s string) ppp.Renegotiate {
+	switch s {
+	case "never":
+		return ppp.RenegotiateNever
+	case "always":
+		return ppp.RenegotiateAlways
+	}
+	return ppp.RenegotiateOnMismatch
+}
+
+// sessionKey is how the datapath finds a session in received headers.
+func sessionKey(t *tunnel.Tunnel, id uint32) datapath.SessionKey {
+	if t.Version() == 3 {
+		return datapath.SessionKey{Version: 3, Session: id}
+	}
+	return datapath.SessionKey{Version: 2, Tunnel: t.ID(), Session: id}
+}
+
+// startPPP begins PPP on a session that just reached established.
+func (sh *shard) startPPP(e *entry, s *tunnel.Session, now time.Time) {
+	srv := sh.srv
+	// v2 carries only PPP; v3 says so with the Pseudowire Type.
+	if srv.dp == nil || (e.t.Version() == 3 && s.PseudowireType != tunnel.PseudowirePPP) {
+		return
+	}
+	cfg := srv.cfg
+	pc := ppp.Config{
+		Role:         ppp.RoleServer,
+		Rand:         rand.Reader,
+		MRU:          cfg.PPP.MRU,
+		Auth:         authProtos(cfg.PPP.Auth),
+		Name:         cfg.HostName,
+		EchoInterval: cfg.PPP.EchoInterval,
+		EchoFailures: cfg.PPP.EchoFailures,
+		IPv4:         true,
+		LocalIPv4:    cfg.PPP.LocalIPv4,
+		IPv6:         cfg.PPP.IPv6,
+	}
+	if len(cfg.PPP.DNS) > 0 {
+		pc.DNS1 = cfg.PPP.DNS[0]
+	}
+	if len(cfg.PPP.DNS) > 1 {
+		pc.DNS2 = cfg.PPP.DNS[1]
+	}
+	eng, err := ppp.NewSession(pc)
+	if err != nil {
+		srv.log.Error("ppp session", zap.Error(err))
+		return
+	}
+	pol := cfg.match(e.t.Peer().HostName, e.peer.Addr())
+	poolName := cfg.PPP.Pool
+	if pol.Pool != "" {
+		poolName = pol.Pool
+	}
+	sub := &subscriber{e: e, sess: s, key: sessionKey(e.t, s.ID), eng: eng, pool: srv.pools[poolName]}
+	ds := datapath.Session{
+		Key:         sub.key,
+		PeerTunnel:  e.t.Peer().TunnelID,
+		PeerSession: s.PeerID,
+		Peer:        e.peer,
+		Local:       e.local,
+		Socket:      e.sock,
+		Sequencing:  s.SequencingRequired,
+		MSSClamp:    mssFor(cfg),
+	}
+	if err := srv.dp.Install(ds); err != nil {
+		srv.log.Error("datapath install", zap.Error(err), zap.Uint32("session_id", s.ID))
+		_ = e.t.CloseSession(now, s.ID, tunnel.Result{Code: wire.CDNNoResourcesTemp, Error: wire.ErrCodeResources, Message: "datapath"}, nil)
+		return
+	}
+	sh.subs[sub.key] = sub
+	if s.Proxy.Present() {
+		d := ppp.EvaluateProxy(&pc, proxyOf(s), renegotiatePolicy(pol.Renegotiate))
+		sub.proxied = d.Accept
+		eng.StartProxy(now, d, &sub.out)
+	} else {
+		eng.Start(now, &sub.out)
+	}
+	sh.flushPPP(sub, now)
+}
+
+// mssFor is the TCP MSS that fits the TUN MTU (IPv4 + TCP headers).
+func mssFor(cfg Config) uint16 {
+	if cfg.TUN.MTU <= 40 {
+		return 0
+	}
+	return uint16(cfg.TUN.MTU - 40)
+}
+
+func proxyOf(s *tunnel.Session) *ppp.ProxyLCP {
+	p := &s.Proxy
+	return &ppp.ProxyLCP{
+		InitialReceived: p.InitialReceivedConfReq,
+		LastSent:        p.LastSentConfReq,
+		LastReceived:    p.LastReceivedConfReq,
+		HasAuth:         p.AuthenType != 0,
+		AuthType:        p.AuthenType,
+		AuthName:        p.AuthenName,
+		AuthChallenge:   p.AuthenChallenge,
+		AuthID:          uint8(p.AuthenID),
+		AuthResponse:    p.AuthenResponse,
+	}
+}
+
+// frame feeds a PPP frame from the datapath to its session's engine.
+func (sh *shard) frame(key datapath.SessionKey, frame []byte, now time.Time) {
+	sub := sh.subs[key]
+	if sub == nil {
+		sh.counters["ppp_frame_no_session"]++
+		return
+	}
+	sub.eng.Input(now, frame, &sub.out)
+	sh.flushPPP(sub, now)
+}
+
+// flushPPP sends what the engine produced, acts on its events and
+// reschedules it.
+func (sh *shard) flushPPP(sub *subscriber, now time.Time) {
+	srv := sh.srv
+	for {
+		for i := 0; i < sub.out.NumFrames(); i++ {
+			if err := srv.dp.SendFrame(sub.key, sub.out.Frame(i)); err != nil {
+				sh.counters["ppp_send_errors"]++
+			}
+		}
+		// IP that reached the engine before the datapath had the
+		// session's address is dropped: the window is one round trip.
+		sh.counters["ppp_early_ip_dropped"] += uint64(len(sub.out.Data))
+		events := append([]ppp.Event(nil), sub.out.Events...)
+		sub.out.Reset()
+		if len(events) == 0 {
+			break
+		}
+		for _, ev := range events {
+			sh.pppEvent(sub, ev, now)
+		}
+		if sub.out.NumFrames() == 0 && len(sub.out.Events) == 0 {
+			break
+		}
+	}
+	if sh.subs[sub.key] != sub {
+		return
+	}
+	if d, ok := sub.eng.Deadline(); ok && (sub.scheduled.IsZero() || d.Before(sub.scheduled)) {
+		sub.scheduled = d
+		heap.Push(&sh.timers, timerItem{at: d, id: sub.e.t.ID(), sid: sub.sess.ID})
+	}
+}
+
+// pppEvent acts on one PPP engine event.
+func (sh *shard) pppEvent(sub *subscriber, ev ppp.Event, now time.Time) {
+	log := sh.srv.log
+	fields := []zap.Field{zap.Uint32("tunnel_id", sub.e.t.ID()), zap.Uint32("session_id", sub.sess.ID)}
+	switch ev.Kind {
+	case ppp.EventAuthRequest:
+		sub.user = ev.Auth.User
+		res := sh.srv.users.Authenticate(ev.Auth)
+		if res.Accept && sub.pool != nil {
+			a, err := sub.pool.LeaseIPv4(sub.owner())
+			if err != nil {
+				res = ppp.AuthResult{Accept: false, Message: "no address available"}
+				sh.counters["pool_exhausted"]++
+			} else {
+				sub.ipv4 = a
+				res.PeerIPv4 = a
+			}
+		}
+		if !res.Accept {
+			sh.counters["auth_rejected"]++
+			log.Info("authentication rejected", append(fields, zap.String("user", ev.Auth.User), zap.String("protocol", ev.Auth.Protocol.String()))...)
+		}
+		sub.eng.AuthResult(now, res, &sub.out)
+	case ppp.EventAuthenticated:
+		sh.counters["auth_accepted"]++
+		log.Info("subscriber authenticated", append(fields, zap.String("user", sub.user), zap.Bool("proxy", sub.proxied))...)
+	case ppp.EventNetworkUp:
+		if ev.Network.Protocol == ppp.ProtoIPCP {
+			sub.ipv4 = ev.Network.PeerIPv4
+		} else if ev.Network.Protocol == ppp.ProtoIPv6CP && sub.pool != nil && !sub.ipv6.IsValid() {
+			if pfx, err := sub.pool.LeaseIPv6(sub.owner()); err == nil {
+				sub.ipv6 = pfx
+			}
+		}
+		sh.installRoutes(sub)
+		log.Info("subscriber online", append(fields, zap.String("user", sub.user), zap.Stringer("ipv4", sub.ipv4), zap.Stringer("ipv6", sub.ipv6))...)
+	case ppp.EventNetworkDown:
+		if ev.Network.Protocol == ppp.ProtoIPCP {
+			sh.releaseIPv4(sub)
+		}
+		sh.installRoutes(sub)
+	case ppp.EventLinkDown:
+		res, cause := cdnFor(ev.Reason)
+		log.Info("ppp down", append(fields, zap.String("user", sub.user), zap.String("reason", ev.Reason.String()))...)
+		sh.counters["ppp_down_"+ev.Reason.String()]++
+		sub.closing = true
+		_ = sub.e.t.CloseSession(now, sub.sess.ID, res, cause)
+	}
+}
+
+// owner names a lease in the pool's listing.
+func (s *subscriber) owner() string {
+	return fmt.Sprintf("%s tunnel %d session %d", s.user, s.e.t.ID(), s.sess.ID)
+}
+
+// installRoutes updates the datapath entry with the addresses in use.
+func (sh *shard) installRoutes(sub *subscriber) {
+	e, s := sub.e, sub.sess
+	_ = sh.srv.dp.Install(datapath.Session{
+		Key:         sub.key,
+		PeerTunnel:  e.t.Peer().TunnelID,
+		PeerSession: s.PeerID,
+		Peer:        e.peer,
+		Local:       e.local,
+		Socket:      e.sock,
+		IPv4:        sub.ipv4,
+		IPv6:        sub.ipv6,
+		Sequencing:  s.SequencingRequired,
+		MSSClamp:    mssFor(sh.srv.cfg),
+	})
+}
+
+func (sh *shard) releaseIPv4(sub *subscriber) {
+	if sub.ipv4.IsValid() && sub.pool != nil {
+		sub.pool.ReleaseIPv4(sub.ipv4)
+	}
+	sub.ipv4 = netip.Addr{}
+}
+
+// stopPPP forgets a session's PPP side when its L2TP session is gone.
+func (sh *shard) stopPPP(key datapath.SessionKey) {
+	sub := sh.subs[key]
+	if sub == nil {
+		return
+	}
+	delete(sh.subs, key)
+	sh.srv.dp.Remove(sub.key)
+	sh.releaseIPv4(sub)
+	if sub.ipv6.IsValid() && sub.pool != nil {
+		sub.pool.ReleaseIPv6(sub.ipv6)
+	}
+}
+
+// tickPPP runs a subscriber's PPP timers.
+func (sh *shard) tickPPP(sub *subscriber, now time.Time) {
+	sub.eng.Tick(now, &sub.out)
+	sh.flushPPP(sub, now)
+}
+
+// cdnFor maps why PPP went down to the CDN result and the RFC 3145
+// disconnect cause sent to the LAC.
+func cdnFor(r ppp.DownReason) (tunnel.Result, *tunnel.Disconnect) {
+	const lcp, none = 0xc021, 0
+	res := tunnel.Result{Code: wire.CDNGeneralError, Message: r.String()}
+	c := &tunnel.Disconnect{Protocol: lcp, Message: r.String()}
+	switch r {
+	case ppp.ReasonAdminClose:
+		res.Code, c.Code, c.Protocol = wire.CDNAdmin, 1, none
+	case ppp.ReasonPeerTerminate:
+		c.Code, c.Protocol, c.Direction = 3, none, 1
+	case ppp.ReasonEchoTimeout:
+		res.Code, c.Code = wire.CDNLostCarrier, 8
+	case ppp.ReasonNegotiation:
+		c.Code = 5
+	case ppp.ReasonLoopback:
+		c.Code = 7
+	case ppp.ReasonNoAuthProtocol:
+		c.Code = 15
+	case ppp.ReasonAuthFailed:
+		c.Code = 16
+	case ppp.ReasonAuthTimeout:
+		c.Code = 13
+	case ppp.ReasonNetworkFailed:
+		c.Code, c.Protocol = 18, none
+	case ppp.ReasonProtocolRejected:
+		c.Code = 6
+	}
+	return res, c
+}
