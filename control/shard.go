@@ -331,6 +331,8 @@ func (sh *shard) report(e *entry, ev tunnel.Event, now time.Time) {
 			f = append(f, zap.Uint16("disconnect_code", ev.Cause.Code), zap.String("disconnect_message", ev.Cause.Message))
 		}
 		log.Info("session down", f...)
+	case tunnel.SessionAnswered:
+		sh.preparePPP(e, ev.Session)
 	case tunnel.SessionLinkInfo:
 		log.Debug("session link info", append(tf, zap.Uint32("session_id", ev.SessionID))...)
 	}

@@ -39,6 +39,7 @@ type subscriber struct {
 	ipv4      netip.Addr
 	ipv6      netip.Prefix
 	proxied   bool
+	policy    ppp.Renegotiate
 	scheduled time.Time
 	closing   bool
 }
@@ -87,14 +88,41 @@ func sessionKey(t *tunnel.Tunnel, id uint32) datapath.SessionKey {
 	return datapath.SessionKey{Version: 2, Tunnel: t.ID(), Session: id}
 }
 
-// startPPP begins PPP on a session that just reached established.
-func (sh *shard) startPPP(e *entry, s *tunnel.Session, now time.Time) {
+// preparePPP readies a session's PPP side as soon as we answered its
+// ICRQ: the engine exists (and buffers early frames) and the datapath
+// hands frames up, because the LAC's first LCP Configure-Request can
+// arrive right behind its ICCN.
+func (sh *shard) preparePPP(e *entry, s *tunnel.Session) *subscriber {
 	srv := sh.srv
 	// v2 carries only PPP; v3 says so with the Pseudowire Type.
 	if srv.dp == nil || (e.t.Version() == 3 && s.PseudowireType != tunnel.PseudowirePPP) {
-		return
+		return nil
 	}
-	cfg := srv.cfg
+	key := sessionKey(e.t, s.ID)
+	if sub := sh.subs[key]; sub != nil {
+		return sub
+	}
+	eng, err := ppp.NewSession(sh.pppConfig())
+	if err != nil {
+		srv.log.Error("ppp session", zap.Error(err))
+		return nil
+	}
+	pol := srv.cfg.match(e.t.Peer().HostName, e.peer.Addr())
+	poolName := srv.cfg.PPP.Pool
+	if pol.Pool != "" {
+		poolName = pol.Pool
+	}
+	sub := &subscriber{e: e, sess: s, key: key, eng: eng, pool: srv.pools[poolName], policy: renegotiatePolicy(pol.Renegotiate)}
+	if err := srv.dp.Install(sh.datapathSession(sub)); err != nil {
+		srv.log.Error("datapath install", zap.Error(err), zap.Uint32("session_id", s.ID))
+		return nil
+	}
+	sh.subs[key] = sub
+	return sub
+}
+
+func (sh *shard) pppConfig() ppp.Config {
+	cfg := sh.srv.cfg
 	pc := ppp.Config{
 		Role:         ppp.RoleServer,
 		Rand:         rand.Reader,
@@ -113,41 +141,44 @@ func (sh *shard) startPPP(e *entry, s *tunnel.Session, now time.Time) {
 	if len(cfg.PPP.DNS) > 1 {
 		pc.DNS2 = cfg.PPP.DNS[1]
 	}
-	eng, err := ppp.NewSession(pc)
-	if err != nil {
-		srv.log.Error("ppp session", zap.Error(err))
+	return pc
+}
+
+// startPPP begins PPP on a session that just reached established, from
+// the proxied LCP when the LAC sent it and the peer's policy allows.
+func (sh *shard) startPPP(e *entry, s *tunnel.Session, now time.Time) {
+	sub := sh.preparePPP(e, s)
+	if sub == nil {
+		if sh.srv.dp != nil && (e.t.Version() == 2 || s.PseudowireType == tunnel.PseudowirePPP) {
+			_ = e.t.CloseSession(now, s.ID, tunnel.Result{Code: wire.CDNNoResourcesTemp, Error: wire.ErrCodeResources, Message: "datapath"}, nil)
+		}
 		return
 	}
-	pol := cfg.match(e.t.Peer().HostName, e.peer.Addr())
-	poolName := cfg.PPP.Pool
-	if pol.Pool != "" {
-		poolName = pol.Pool
+	if s.Proxy.Present() {
+		pc := sh.pppConfig()
+		d := ppp.EvaluateProxy(&pc, proxyOf(s), sub.policy)
+		sub.proxied = d.Accept
+		sub.eng.StartProxy(now, d, &sub.out)
+	} else {
+		sub.eng.Start(now, &sub.out)
 	}
-	sub := &subscriber{e: e, sess: s, key: sessionKey(e.t, s.ID), eng: eng, pool: srv.pools[poolName]}
-	ds := datapath.Session{
+	sh.flushPPP(sub, now)
+}
+
+func (sh *shard) datapathSession(sub *subscriber) datapath.Session {
+	e, s := sub.e, sub.sess
+	return datapath.Session{
 		Key:         sub.key,
 		PeerTunnel:  e.t.Peer().TunnelID,
 		PeerSession: s.PeerID,
 		Peer:        e.peer,
 		Local:       e.local,
 		Socket:      e.sock,
+		IPv4:        sub.ipv4,
+		IPv6:        sub.ipv6,
 		Sequencing:  s.SequencingRequired,
-		MSSClamp:    mssFor(cfg),
+		MSSClamp:    mssFor(sh.srv.cfg),
 	}
-	if err := srv.dp.Install(ds); err != nil {
-		srv.log.Error("datapath install", zap.Error(err), zap.Uint32("session_id", s.ID))
-		_ = e.t.CloseSession(now, s.ID, tunnel.Result{Code: wire.CDNNoResourcesTemp, Error: wire.ErrCodeResources, Message: "datapath"}, nil)
-		return
-	}
-	sh.subs[sub.key] = sub
-	if s.Proxy.Present() {
-		d := ppp.EvaluateProxy(&pc, proxyOf(s), renegotiatePolicy(pol.Renegotiate))
-		sub.proxied = d.Accept
-		eng.StartProxy(now, d, &sub.out)
-	} else {
-		eng.Start(now, &sub.out)
-	}
-	sh.flushPPP(sub, now)
 }
 
 // mssFor is the TCP MSS that fits the TUN MTU (IPv4 + TCP headers).
@@ -275,19 +306,9 @@ func (s *subscriber) owner() string {
 
 // installRoutes updates the datapath entry with the addresses in use.
 func (sh *shard) installRoutes(sub *subscriber) {
-	e, s := sub.e, sub.sess
-	_ = sh.srv.dp.Install(datapath.Session{
-		Key:         sub.key,
-		PeerTunnel:  e.t.Peer().TunnelID,
-		PeerSession: s.PeerID,
-		Peer:        e.peer,
-		Local:       e.local,
-		Socket:      e.sock,
-		IPv4:        sub.ipv4,
-		IPv6:        sub.ipv6,
-		Sequencing:  s.SequencingRequired,
-		MSSClamp:    mssFor(sh.srv.cfg),
-	})
+	if err := sh.srv.dp.Install(sh.datapathSession(sub)); err != nil {
+		sh.counters["datapath_install_errors"]++
+	}
 }
 
 func (sh *shard) releaseIPv4(sub *subscriber) {

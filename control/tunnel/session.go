@@ -126,6 +126,9 @@ const (
 	SessionUp
 	SessionDown
 	SessionLinkInfo
+	// SessionAnswered: we answered an ICRQ (ICRP sent). The LAC may send
+	// PPP right after its ICCN, so the owner readies the data path now.
+	SessionAnswered
 )
 
 func (k EventKind) String() string {
@@ -142,6 +145,8 @@ func (k EventKind) String() string {
 		return "session-down"
 	case SessionLinkInfo:
 		return "session-link-info"
+	case SessionAnswered:
+		return "session-answered"
 	}
 	return "unknown"
 }
@@ -414,6 +419,7 @@ func (t *Tunnel) onCallRequest(now time.Time, m *wire.Message) {
 	}
 	t.finish(now, b)
 	s.State = SessionWaitConnect
+	t.emit(Event{Kind: SessionAnswered, SessionID: s.ID, Session: s})
 }
 
 func (s *Session) maxSpeed() uint32 {

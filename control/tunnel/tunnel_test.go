@@ -210,7 +210,7 @@ func TestIncomingCallAndCDN(t *testing.T) {
 				t.Fatalf("proxy AVPs not kept: %+v", lns.Proxy)
 			}
 			l.expectEvents(l.a, "session-up")
-			l.expectEvents(l.b, "session-up")
+			l.expectEvents(l.b, "session-answered", "session-up")
 
 			if err := l.a.CloseSession(l.now, id, Result{Code: wire.CDNLostCarrier}, &Disconnect{Code: 3, Protocol: 0xc021, Direction: 1, Message: "peer terminate"}); err != nil {
 				t.Fatal(err)
