@@ -22,6 +22,8 @@ type subscriberLAC struct {
 	client *ppp.Session
 	out    ppp.Output
 	events []ppp.Event
+	// ras are the router advertisements received over PPP.
+	ras [][]byte
 	// dropData makes the LAC deaf to PPP from the LNS (echo failure).
 	dropData bool
 }
@@ -55,6 +57,11 @@ func (l *subscriberLAC) flush() {
 		l.conn.WriteToUDPAddrPort(pkt, l.srv)
 	}
 	l.events = append(l.events, l.out.Events...)
+	for _, d := range l.out.Data {
+		if d.Protocol == ppp.ProtoIPv6 && len(d.Packet) > 40 && d.Packet[40] == 134 {
+			l.ras = append(l.ras, append([]byte(nil), d.Packet...))
+		}
+	}
 	l.out.Reset()
 }
 
@@ -202,6 +209,19 @@ func TestPPPSubscriberOnline(t *testing.T) {
 			if got != a {
 				t.Fatalf("client got %v, server says %v", got, a)
 			}
+			// RFC 4861 §6.2.4: an RA at IPv6CP up carries the /64.
+			if !l.pump(func() bool { return len(l.ras) > 0 }, 2*time.Second) {
+				t.Fatal("no router advertisement after IPv6CP")
+			}
+			checkRA(t, l.ras[0], netip.MustParsePrefix(si.IPv6))
+			// A Router Solicitation is answered with another.
+			rs := routerSolicit(l.events)
+			l.out.Reset()
+			frame := append([]byte{0x00, 0x57}, rs...)
+			l.conn.WriteToUDPAddrPort(append(l.dataHeader(nil), frame...), l.srv)
+			if !l.pump(func() bool { return len(l.ras) > 1 }, 2*time.Second) {
+				t.Fatal("router solicitation not answered")
+			}
 		})
 	}
 }
@@ -312,4 +332,51 @@ func TestPPPProxyLCPPolicies(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkRA verifies an RA's checksum and prefix option.
+func checkRA(t *testing.T, pkt []byte, want netip.Prefix) {
+	t.Helper()
+	var src, dst [16]byte
+	copy(src[:], pkt[8:24])
+	copy(dst[:], pkt[24:40])
+	if icmpv6Checksum(src, dst, pkt[40:]) != 0 {
+		t.Fatal("RA checksum does not verify")
+	}
+	opts := pkt[40+16:]
+	for len(opts) >= 8 && opts[1] > 0 {
+		if opts[0] == 3 {
+			p, _ := netip.AddrFromSlice(opts[16:32])
+			if got := netip.PrefixFrom(p, int(opts[2])); got != want {
+				t.Fatalf("RA prefix %v, want %v", got, want)
+			}
+			if opts[3]&0xc0 != 0xc0 {
+				t.Fatalf("prefix flags %#x, want on-link and autonomous", opts[3])
+			}
+			return
+		}
+		opts = opts[int(opts[1])*8:]
+	}
+	t.Fatal("RA without a Prefix Information option")
+}
+
+// routerSolicit builds an RS from the client's link-local address.
+func routerSolicit(events []ppp.Event) []byte {
+	var iid [8]byte
+	for _, e := range events {
+		if e.Kind == ppp.EventNetworkUp && e.Network.Protocol == ppp.ProtoIPv6CP {
+			iid = e.Network.LocalIID
+		}
+	}
+	var src [16]byte
+	src[0], src[1] = 0xfe, 0x80
+	copy(src[8:], iid[:])
+	dst := netip.MustParseAddr("ff02::2").As16()
+	b := []byte{0x60, 0, 0, 0, 0, 8, 58, 255}
+	b = append(b, src[:]...)
+	b = append(b, dst[:]...)
+	icmp := []byte{133, 0, 0, 0, 0, 0, 0, 0}
+	ck := icmpv6Checksum(src, dst, icmp)
+	binary.BigEndian.PutUint16(icmp[2:], ck)
+	return append(b, icmp...)
 }

@@ -40,6 +40,8 @@ type subscriber struct {
 	ipv6      netip.Prefix
 	proxied   bool
 	policy    ppp.Renegotiate
+	localIID  [8]byte
+	ra        []byte
 	scheduled time.Time
 	closing   bool
 }
@@ -225,9 +227,17 @@ func (sh *shard) flushPPP(sub *subscriber, now time.Time) {
 				sh.counters["ppp_send_errors"]++
 			}
 		}
-		// IP that reached the engine before the datapath had the
-		// session's address is dropped: the window is one round trip.
-		sh.counters["ppp_early_ip_dropped"] += uint64(len(sub.out.Data))
+		// IPv6 from the subscriber's link-local address comes here, not
+		// to the TUN: answer Router Solicitations. Other IP that reached
+		// the engine before the datapath had the session's address is
+		// dropped: the window is one round trip.
+		for _, d := range sub.out.Data {
+			if d.Protocol == ppp.ProtoIPv6 && isRouterSolicit(d.Packet) {
+				sh.sendRA(sub)
+				continue
+			}
+			sh.counters["ppp_early_ip_dropped"]++
+		}
 		events := append([]ppp.Event(nil), sub.out.Events...)
 		sub.out.Reset()
 		if len(events) == 0 {
@@ -278,12 +288,20 @@ func (sh *shard) pppEvent(sub *subscriber, ev ppp.Event, now time.Time) {
 	case ppp.EventNetworkUp:
 		if ev.Network.Protocol == ppp.ProtoIPCP {
 			sub.ipv4 = ev.Network.PeerIPv4
-		} else if ev.Network.Protocol == ppp.ProtoIPv6CP && sub.pool != nil && !sub.ipv6.IsValid() {
-			if pfx, err := sub.pool.LeaseIPv6(sub.owner()); err == nil {
-				sub.ipv6 = pfx
+		} else if ev.Network.Protocol == ppp.ProtoIPv6CP {
+			sub.localIID = ev.Network.LocalIID
+			if sub.pool != nil && !sub.ipv6.IsValid() {
+				if pfx, err := sub.pool.LeaseIPv6(sub.owner()); err == nil {
+					sub.ipv6 = pfx
+				} else {
+					sh.counters["pool6_exhausted"]++
+				}
 			}
 		}
 		sh.installRoutes(sub)
+		if ev.Network.Protocol == ppp.ProtoIPv6CP {
+			sh.sendRA(sub)
+		}
 		log.Info("subscriber online", append(fields, zap.String("user", sub.user), zap.Stringer("ipv4", sub.ipv4), zap.Stringer("ipv6", sub.ipv6))...)
 	case ppp.EventNetworkDown:
 		if ev.Network.Protocol == ppp.ProtoIPCP {
@@ -367,4 +385,22 @@ func cdnFor(r ppp.DownReason) (tunnel.Result, *tunnel.Disconnect) {
 		c.Code = 6
 	}
 	return res, c
+}
+
+// sendRA advertises the subscriber's prefix over its PPP link.
+func (sh *shard) sendRA(sub *subscriber) {
+	if !sub.ipv6.IsValid() {
+		return
+	}
+	// The link MTU is what we accept: our MRU.
+	mtu := int(sh.srv.cfg.PPP.MRU)
+	if mtu == 0 {
+		mtu = 1500
+	}
+	sub.ra = appendRA(sub.ra[:0], sub.localIID, sub.ipv6, mtu)
+	if err := sh.srv.dp.SendFrame(sub.key, sub.ra); err != nil {
+		sh.counters["ppp_send_errors"]++
+		return
+	}
+	sh.counters["router_advertisements"]++
 }
