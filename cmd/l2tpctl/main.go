@@ -156,10 +156,10 @@ func printTable(w io.Writer, req admin.Request, data json.RawMessage) error {
 		if err := json.Unmarshal(data, &ss); err != nil {
 			return fmt.Errorf("bad answer from l2tpd: %w", err)
 		}
-		fmt.Fprintln(tw, "ID\tPEER-ID\tTUNNEL\tPEER\tVER\tSTATE\tUPTIME")
+		fmt.Fprintln(tw, "ID\tPEER-ID\tTUNNEL\tPEER\tVER\tSTATE\tUSER\tIPV4\tPPP\tUPTIME")
 		for _, s := range ss {
-			fmt.Fprintf(tw, "%d\t%d\t%d\t%s\tv%d\t%s\t%s\n", s.SessionID, s.PeerSessionID, s.TunnelID,
-				dash(s.Peer), s.Version, dash(s.State), uptime(s.UptimeSeconds))
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%s\tv%d\t%s\t%s\t%s\t%s\t%s\n", s.SessionID, s.PeerSessionID, s.TunnelID,
+				dash(s.Peer), s.Version, dash(s.State), dash(s.UserName), dash(s.IPv4), dash(s.PPPState), uptime(s.UptimeSeconds))
 		}
 	case admin.CmdShowStats:
 		var st control.Stats

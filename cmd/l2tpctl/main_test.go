@@ -24,7 +24,7 @@ var (
 		{TunnelID: 40001, PeerTunnelID: 7, Peer: "[2001:db8::1]:1701", Version: 3, State: "wait-ctl-conn", Since: since, UptimeSeconds: 2.9},
 	}
 	sessions = []control.SessionInfo{
-		{SessionID: 7, PeerSessionID: 65497, TunnelID: 5, PeerTunnelID: 1328, Peer: "198.18.0.2:1701", Version: 2, State: "established", Since: since, UptimeSeconds: 90061},
+		{SessionID: 7, PeerSessionID: 65497, TunnelID: 5, PeerTunnelID: 1328, Peer: "198.18.0.2:1701", Version: 2, State: "established", UserName: "alice", IPv4: "100.64.0.10", PPPState: "network", Since: since, UptimeSeconds: 90061},
 	}
 	stats = control.Stats{Drops: map[string]uint64{"unknown_tunnel": 3, "bad_header": 1}, Counters: map[string]uint64{"rx_control": 42}}
 )
@@ -111,8 +111,8 @@ func TestShowSessionsTable(t *testing.T) {
 	}
 	rows := checkAligned(t, out, 1)
 	want := [][]string{
-		{"ID", "PEER-ID", "TUNNEL", "PEER", "VER", "STATE", "UPTIME"},
-		{"7", "65497", "5", "198.18.0.2:1701", "v2", "established", "1d01h01m"},
+		{"ID", "PEER-ID", "TUNNEL", "PEER", "VER", "STATE", "USER", "IPV4", "PPP", "UPTIME"},
+		{"7", "65497", "5", "198.18.0.2:1701", "v2", "established", "alice", "100.64.0.10", "network", "1d01h01m"},
 	}
 	if !reflect.DeepEqual(rows, want) {
 		t.Errorf("got\n%s", out)
