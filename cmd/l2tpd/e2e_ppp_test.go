@@ -97,6 +97,9 @@ func TestE2EPPPSlirp(t *testing.T) {
 			if s.UserName != pppUser {
 				t.Errorf("session user_name %q; want %q (slirp's PAP Peer-ID)", s.UserName, pppUser)
 			}
+			if s.IPv6 != "" {
+				t.Errorf("session ipv6 %q with ppp.ipv6 off", s.IPv6)
+			}
 			sub := s.subscriberAddr(t)
 			checkKernelRouting(t, ns.lns, sub)
 
@@ -367,7 +370,7 @@ exec %s -P nozeros ppp_exit %s ipcp-accept-remote %s 2>>%s
 	}
 	// xl2tpd starts slirp in a session of its own, out of reach of the
 	// process-group kill: end whatever is left in the namespace.
-	t.Cleanup(func() { killNetnsProcs(t, ns) })
+	t.Cleanup(func() { killNetnsProcs(ns) })
 	t.Cleanup(func() {
 		if t.Failed() {
 			b, _ := os.ReadFile(slirpLog)
@@ -388,7 +391,7 @@ func shellQuote(s string) string {
 }
 
 // killNetnsProcs kills the processes left in the test's namespace ns.
-func killNetnsProcs(t *testing.T, ns string) {
+func killNetnsProcs(ns string) {
 	out, err := exec.Command("ip", "netns", "pids", ns).Output()
 	if err != nil {
 		return
