@@ -48,7 +48,12 @@ func appendRA(b []byte, iid [8]byte, prefix netip.Prefix, mtu int) []byte {
 	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0)
 	// Prefix Information: on-link and autonomous (RFC 4861 §4.6.2).
 	p := prefix.Masked().Addr().As16()
-	b = append(b, 3, 4, byte(prefix.Bits()), 0xc0)
+	// Autonomous only for a /64: SLAAC needs a 64-bit interface ID.
+	flags := byte(0x80)
+	if prefix.Bits() == 64 {
+		flags |= 0x40
+	}
+	b = append(b, 3, 4, byte(prefix.Bits()), flags)
 	b = binary.BigEndian.AppendUint32(b, raValidLifetime)
 	b = binary.BigEndian.AppendUint32(b, raPreferredLifetime)
 	b = append(b, 0, 0, 0, 0)

@@ -315,7 +315,7 @@ func (s *Server) ClearSession(ctx context.Context, id uint32) error {
 			if e.t.Session(id) != nil {
 				found.Store(true)
 				now := time.Now()
-				_ = e.t.CloseSession(now, id, tunnel.Result{Code: wire.CDNAdmin, Message: "cleared by administrator"}, nil)
+				sh.clearSession(e, id, now)
 				sh.service(e, now)
 				return
 			}

@@ -115,10 +115,10 @@ func (sh *shard) sessionInfo(e *entry, s *tunnel.Session, now time.Time) Session
 	}
 	if sub := sh.subs[sessionKey(e.t, s.ID)]; sub != nil && sub.e == e {
 		si.UserName, si.PPPState, si.ProxyLCP = sub.user, sub.pppState(), sub.proxied
-		if sub.ipv4.IsValid() {
+		if sub.ipcpUp {
 			si.IPv4 = sub.ipv4.String()
 		}
-		if sub.ipv6.IsValid() {
+		if sub.ipv6Up && sub.ipv6.IsValid() {
 			si.IPv6 = sub.ipv6.String()
 		}
 		if c, ok := sh.srv.dp.Counters(sub.key); ok {

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"crypto/rand"
 	"fmt"
+	"strings"
 	"net/netip"
 	"time"
 
@@ -42,6 +43,10 @@ type subscriber struct {
 	policy    ppp.Renegotiate
 	localIID  [8]byte
 	ra        []byte
+	raNext    time.Time // next unsolicited RA while IPv6 is up
+	ipcpUp    bool
+	ipv6Up    bool
+	authProto ppp.AuthProto
 	scheduled time.Time
 	closing   bool
 }
@@ -51,10 +56,10 @@ func (s *subscriber) pppState() string {
 	if s.eng.Down() {
 		return "down"
 	}
-	if s.ipv4.IsValid() || s.ipv6.IsValid() {
+	if s.ipcpUp || s.ipv6Up {
 		return "network"
 	}
-	return s.eng.Phase().String()
+	return strings.ToLower(s.eng.Phase().String())
 }
 
 func authProtos(names []string) []ppp.AuthProto {
@@ -136,6 +141,9 @@ func (sh *shard) pppConfig() ppp.Config {
 		IPv4:         true,
 		LocalIPv4:    cfg.PPP.LocalIPv4,
 		IPv6:         cfg.PPP.IPv6,
+	}
+	if cfg.PPP.MRU > 1500 {
+		pc.MaxMRU = cfg.PPP.MRU // accept what we ask for
 	}
 	if len(cfg.PPP.DNS) > 0 {
 		pc.DNS1 = cfg.PPP.DNS[0]
@@ -233,7 +241,7 @@ func (sh *shard) flushPPP(sub *subscriber, now time.Time) {
 		// dropped: the window is one round trip.
 		for _, d := range sub.out.Data {
 			if d.Protocol == ppp.ProtoIPv6 && isRouterSolicit(d.Packet) {
-				sh.sendRA(sub)
+				sh.sendRA(sub, now)
 				continue
 			}
 			sh.counters["ppp_early_ip_dropped"]++
@@ -253,7 +261,11 @@ func (sh *shard) flushPPP(sub *subscriber, now time.Time) {
 	if sh.subs[sub.key] != sub {
 		return
 	}
-	if d, ok := sub.eng.Deadline(); ok && (sub.scheduled.IsZero() || d.Before(sub.scheduled)) {
+	d, ok := sub.eng.Deadline()
+	if sub.ipv6Up && !sub.raNext.IsZero() && (!ok || sub.raNext.Before(d)) {
+		d, ok = sub.raNext, true
+	}
+	if ok && (sub.scheduled.IsZero() || d.Before(sub.scheduled)) {
 		sub.scheduled = d
 		heap.Push(&sh.timers, timerItem{at: d, id: sub.e.t.ID(), sid: sub.sess.ID})
 	}
@@ -266,8 +278,12 @@ func (sh *shard) pppEvent(sub *subscriber, ev ppp.Event, now time.Time) {
 	switch ev.Kind {
 	case ppp.EventAuthRequest:
 		sub.user = ev.Auth.User
+		sub.authProto = ev.Auth.Protocol
 		res := sh.srv.users.Authenticate(ev.Auth)
-		if res.Accept && sub.pool != nil {
+		if res.Accept && sub.ipv4.IsValid() {
+			// Authenticated again after an LCP restart: keep the lease.
+			res.PeerIPv4 = sub.ipv4
+		} else if res.Accept && sub.pool != nil {
 			a, err := sub.pool.LeaseIPv4(sub.owner())
 			if err != nil {
 				res = ppp.AuthResult{Accept: false, Message: "no address available"}
@@ -287,10 +303,10 @@ func (sh *shard) pppEvent(sub *subscriber, ev ppp.Event, now time.Time) {
 		log.Info("subscriber authenticated", append(fields, zap.String("user", sub.user), zap.Bool("proxy", sub.proxied))...)
 	case ppp.EventNetworkUp:
 		if ev.Network.Protocol == ppp.ProtoIPCP {
-			sub.ipv4 = ev.Network.PeerIPv4
+			sub.ipv4, sub.ipcpUp = ev.Network.PeerIPv4, true
 		} else if ev.Network.Protocol == ppp.ProtoIPv6CP {
-			sub.localIID = ev.Network.LocalIID
-			if sub.pool != nil && !sub.ipv6.IsValid() {
+			sub.localIID, sub.ipv6Up = ev.Network.LocalIID, true
+			if _, bits := sub.poolIPv6(); bits > 0 && !sub.ipv6.IsValid() {
 				if pfx, err := sub.pool.LeaseIPv6(sub.owner()); err == nil {
 					sub.ipv6 = pfx
 				} else {
@@ -300,18 +316,21 @@ func (sh *shard) pppEvent(sub *subscriber, ev ppp.Event, now time.Time) {
 		}
 		sh.installRoutes(sub)
 		if ev.Network.Protocol == ppp.ProtoIPv6CP {
-			sh.sendRA(sub)
+			sh.sendRA(sub, now)
 		}
 		log.Info("subscriber online", append(fields, zap.String("user", sub.user), zap.Stringer("ipv4", sub.ipv4), zap.Stringer("ipv6", sub.ipv6))...)
 	case ppp.EventNetworkDown:
 		if ev.Network.Protocol == ppp.ProtoIPCP {
+			sub.ipcpUp = false
 			sh.releaseIPv4(sub)
+		} else {
+			sub.ipv6Up = false
 		}
 		sh.installRoutes(sub)
 	case ppp.EventLinkDown:
-		res, cause := cdnFor(ev.Reason)
+		res, cause := cdnFor(ev.Reason, sub.authProto)
 		log.Info("ppp down", append(fields, zap.String("user", sub.user), zap.String("reason", ev.Reason.String()))...)
-		sh.counters["ppp_down_"+ev.Reason.String()]++
+		sh.counters["ppp_down_"+strings.ReplaceAll(ev.Reason.String(), " ", "_")]++
 		sub.closing = true
 		_ = sub.e.t.CloseSession(now, sub.sess.ID, res, cause)
 	}
@@ -352,13 +371,29 @@ func (sh *shard) stopPPP(key datapath.SessionKey) {
 
 // tickPPP runs a subscriber's PPP timers.
 func (sh *shard) tickPPP(sub *subscriber, now time.Time) {
+	if sub.ipv6Up && !sub.raNext.IsZero() && !now.Before(sub.raNext) {
+		sh.sendRA(sub, now)
+	}
 	sub.eng.Tick(now, &sub.out)
 	sh.flushPPP(sub, now)
 }
 
+// poolIPv6 is the subscriber's pool's IPv6 prefix, if it has one.
+func (s *subscriber) poolIPv6() (netip.Prefix, int) {
+	if s.pool == nil {
+		return netip.Prefix{}, 0
+	}
+	p, l := s.pool.IPv6()
+	if !p.IsValid() {
+		return p, 0
+	}
+	return p, l
+}
+
 // cdnFor maps why PPP went down to the CDN result and the RFC 3145
-// disconnect cause sent to the LAC.
-func cdnFor(r ppp.DownReason) (tunnel.Result, *tunnel.Disconnect) {
+// disconnect cause sent to the LAC; authentication failures name the
+// authentication protocol in use.
+func cdnFor(r ppp.DownReason, auth ppp.AuthProto) (tunnel.Result, *tunnel.Disconnect) {
 	const lcp, none = 0xc021, 0
 	res := tunnel.Result{Code: wire.CDNGeneralError, Message: r.String()}
 	c := &tunnel.Disconnect{Protocol: lcp, Message: r.String()}
@@ -376,9 +411,9 @@ func cdnFor(r ppp.DownReason) (tunnel.Result, *tunnel.Disconnect) {
 	case ppp.ReasonNoAuthProtocol:
 		c.Code = 15
 	case ppp.ReasonAuthFailed:
-		c.Code = 16
+		c.Code, c.Protocol = 16, authProtocolNumber(auth)
 	case ppp.ReasonAuthTimeout:
-		c.Code = 13
+		c.Code, c.Protocol = 13, authProtocolNumber(auth)
 	case ppp.ReasonNetworkFailed:
 		c.Code, c.Protocol = 18, none
 	case ppp.ReasonProtocolRejected:
@@ -387,11 +422,16 @@ func cdnFor(r ppp.DownReason) (tunnel.Result, *tunnel.Disconnect) {
 	return res, c
 }
 
+// raInterval spaces unsolicited RAs well inside the router lifetime
+// (RFC 4861 §6.2.1: MaxRtrAdvInterval below AdvDefaultLifetime).
+const raInterval = 600 * time.Second
+
 // sendRA advertises the subscriber's prefix over its PPP link.
-func (sh *shard) sendRA(sub *subscriber) {
+func (sh *shard) sendRA(sub *subscriber, now time.Time) {
 	if !sub.ipv6.IsValid() {
 		return
 	}
+	sub.raNext = now.Add(raInterval)
 	// The link MTU is what we accept: our MRU.
 	mtu := int(sh.srv.cfg.PPP.MRU)
 	if mtu == 0 {
@@ -403,4 +443,32 @@ func (sh *shard) sendRA(sub *subscriber) {
 		return
 	}
 	sh.counters["router_advertisements"]++
+}
+
+// authProtocolNumber is the PPP protocol number of an authentication
+// protocol, for the RFC 3145 Control Protocol Number field.
+func authProtocolNumber(a ppp.AuthProto) uint16 {
+	switch a {
+	case ppp.AuthPAP:
+		return 0xc023
+	case ppp.AuthCHAPMD5, ppp.AuthMSCHAPv2:
+		return 0xc223
+	}
+	return 0xc021
+}
+
+// clearSession ends a session on the operator's request: an LCP
+// Terminate-Request to the subscriber, then at once a CDN (result 3,
+// RFC 3145 cause 1, administrative disconnect) so the LAC frees it.
+func (sh *shard) clearSession(e *entry, id uint32, now time.Time) {
+	if sub := sh.subs[sessionKey(e.t, id)]; sub != nil && sub.e == e {
+		sub.eng.Close(now, &sub.out)
+		for i := 0; i < sub.out.NumFrames(); i++ {
+			_ = sh.srv.dp.SendFrame(sub.key, sub.out.Frame(i))
+		}
+		sub.out.Reset()
+	}
+	res, cause := cdnFor(ppp.ReasonAdminClose, ppp.AuthNone)
+	res.Message = "cleared by administrator"
+	_ = e.t.CloseSession(now, id, res, cause)
 }
