@@ -4,8 +4,8 @@ import (
 	"container/heap"
 	"crypto/rand"
 	"fmt"
-	"strings"
 	"net/netip"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
