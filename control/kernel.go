@@ -36,17 +36,17 @@ func listenUDP(addr string) (*net.UDPConn, error) {
 // setupKernelRoutes gives the TUN our PPP address and routes every
 // pool toward it, so the host sends subscribers' traffic to l2tpd. It
 // runs once at start; per-session routing is the datapath's own table.
-func (s *Server) setupKernelRoutes(dev string) error {
+func (s *Server) setupKernelRoutes(dev string, cfg *Config) error {
 	var errs []string
 	run := func(args ...string) {
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 			errs = append(errs, fmt.Sprintf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out))))
 		}
 	}
-	if a := s.cfg.PPP.LocalIPv4; a.IsValid() {
+	if a := cfg.PPP.LocalIPv4; a.IsValid() {
 		run("addr", "replace", netip.PrefixFrom(a, 32).String(), "dev", dev)
 	}
-	for _, p := range s.cfg.Pools {
+	for _, p := range cfg.Pools {
 		for _, r := range p.IPv4 {
 			for _, pfx := range rangePrefixes(r.First, r.Last) {
 				run("route", "replace", pfx.String(), "dev", dev)

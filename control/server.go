@@ -13,11 +13,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/l2tpd/l2tpd/control/pool"
 	"github.com/l2tpd/l2tpd/control/tunnel"
 	"github.com/l2tpd/l2tpd/control/wire"
 	"github.com/l2tpd/l2tpd/datapath"
-	"github.com/l2tpd/l2tpd/ppp"
 )
 
 // ErrNotFound is returned by Clear* for an unknown ID.
@@ -34,11 +32,14 @@ type Server struct {
 	log   *zap.Logger
 	ready chan struct{}
 
-	eng      *datapath.Engine
-	dp       dataplane
-	socks    []*datapath.Socket
-	pools    map[string]*pool.Pool
-	users    ppp.LocalUsers
+	eng    *datapath.Engine
+	dp     dataplane
+	sockMu sync.Mutex
+	socks  []*datapath.Socket
+	// snap is the running configuration: read by the shards on every
+	// decision, replaced whole by Reload.
+	snap     atomic.Pointer[snapshot]
+	reloadMu sync.Mutex
 	shards   []*shard
 	seed     maphash.Seed
 	tunnels  atomic.Int64 // across shards, for Limits.MaxTunnels
@@ -57,22 +58,12 @@ func New(cfg Config, log *zap.Logger) (*Server, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s := &Server{cfg: cfg, log: log, ready: make(chan struct{}), seed: maphash.MakeSeed(),
-		pools: make(map[string]*pool.Pool), users: ppp.LocalUsers(cfg.Users)}
-	for _, pc := range cfg.Pools {
-		var r4 []pool.Range
-		for _, r := range pc.IPv4 {
-			r4 = append(r4, pool.Range{First: r.First, Last: r.Last})
-		}
-		p, err := pool.New(pc.Name, r4, pc.IPv6, pc.IPv6Length)
-		if err != nil {
-			return nil, fmt.Errorf("control: pool %s: %w", pc.Name, err)
-		}
-		s.pools[pc.Name] = p
+	s := &Server{cfg: cfg, log: log, ready: make(chan struct{}), seed: maphash.MakeSeed()}
+	snap, err := buildSnapshot(cfg, nil)
+	if err != nil {
+		return nil, err
 	}
-	if s.users == nil {
-		s.users = ppp.LocalUsers{}
-	}
+	s.snap.Store(snap)
 	for i := 0; i < cfg.Shards; i++ {
 		s.shards = append(s.shards, newShard(s, i))
 	}
@@ -84,6 +75,8 @@ func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // LocalAddrs are the bound listener addresses (after Ready).
 func (s *Server) LocalAddrs() []net.Addr {
+	s.sockMu.Lock()
+	defer s.sockMu.Unlock()
 	var a []net.Addr
 	for _, sk := range s.socks {
 		a = append(a, sk.LocalAddr())
@@ -94,12 +87,13 @@ func (s *Server) LocalAddrs() []net.Addr {
 // Run binds the listeners, opens the datapath and serves until ctx is
 // done, then tears every tunnel down (StopCCN, result 6) before returning.
 func (s *Server) Run(ctx context.Context) error {
-	eng, err := datapath.New(datapath.Config{TUN: s.cfg.TUN.Name, MTU: s.cfg.TUN.MTU}, s)
+	cfg := s.config()
+	eng, err := datapath.New(datapath.Config{TUN: cfg.TUN.Name, MTU: cfg.TUN.MTU}, s)
 	if err != nil {
 		return fmt.Errorf("control: datapath: %w", err)
 	}
 	s.eng, s.dp = eng, eng
-	for _, addr := range s.cfg.Listen {
+	for _, addr := range cfg.Listen {
 		conn, err := listenUDP(addr)
 		if err == nil {
 			var sk *datapath.Socket
@@ -114,8 +108,8 @@ func (s *Server) Run(ctx context.Context) error {
 		_ = eng.Run(dctx) // releases what was opened
 		return err
 	}
-	if s.cfg.TUN.Name != "" {
-		if err := s.setupKernelRoutes(eng.TUNName()); err != nil {
+	if cfg.TUN.Name != "" {
+		if err := s.setupKernelRoutes(eng.TUNName(), cfg); err != nil {
 			s.log.Warn("kernel routes for the pools", zap.Error(err))
 		}
 	}

@@ -408,7 +408,7 @@ func (sh *shard) newTunnel(now time.Time, p inPacket, h wire.Header) {
 			return
 		}
 	}
-	cfg := sh.srv.cfg
+	cfg := sh.srv.config()
 	addr := p.from.Addr()
 	if sh.halfOpen[addr] >= cfg.Limits.MaxHalfOpenPerPeer && cfg.Limits.MaxHalfOpenPerPeer > 0 {
 		sh.srv.drops.inc(dropHalfOpen)

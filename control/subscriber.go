@@ -114,12 +114,13 @@ func (sh *shard) preparePPP(e *entry, s *tunnel.Session) *subscriber {
 		srv.log.Error("ppp session", zap.Error(err))
 		return nil
 	}
-	pol := srv.cfg.match(e.t.Peer().HostName, e.peer.Addr())
-	poolName := srv.cfg.PPP.Pool
+	snap := srv.snap.Load()
+	pol := snap.cfg.match(e.t.Peer().HostName, e.peer.Addr())
+	poolName := snap.cfg.PPP.Pool
 	if pol.Pool != "" {
 		poolName = pol.Pool
 	}
-	sub := &subscriber{e: e, sess: s, key: key, eng: eng, pool: srv.pools[poolName], policy: renegotiatePolicy(pol.Renegotiate)}
+	sub := &subscriber{e: e, sess: s, key: key, eng: eng, pool: snap.pools[poolName], policy: renegotiatePolicy(pol.Renegotiate)}
 	if err := srv.dp.Install(sh.datapathSession(sub)); err != nil {
 		srv.log.Error("datapath install", zap.Error(err), zap.Uint32("session_id", s.ID))
 		return nil
@@ -129,7 +130,7 @@ func (sh *shard) preparePPP(e *entry, s *tunnel.Session) *subscriber {
 }
 
 func (sh *shard) pppConfig() ppp.Config {
-	cfg := sh.srv.cfg
+	cfg := sh.srv.config()
 	pc := ppp.Config{
 		Role:         ppp.RoleServer,
 		Rand:         rand.Reader,
@@ -187,12 +188,12 @@ func (sh *shard) datapathSession(sub *subscriber) datapath.Session {
 		IPv4:        sub.ipv4,
 		IPv6:        sub.ipv6,
 		Sequencing:  s.SequencingRequired,
-		MSSClamp:    mssFor(sh.srv.cfg),
+		MSSClamp:    mssFor(sh.srv.config()),
 	}
 }
 
 // mssFor is the TCP MSS that fits the TUN MTU (IPv4 + TCP headers).
-func mssFor(cfg Config) uint16 {
+func mssFor(cfg *Config) uint16 {
 	if cfg.TUN.MTU <= 40 {
 		return 0
 	}
@@ -279,7 +280,7 @@ func (sh *shard) pppEvent(sub *subscriber, ev ppp.Event, now time.Time) {
 	case ppp.EventAuthRequest:
 		sub.user = ev.Auth.User
 		sub.authProto = ev.Auth.Protocol
-		res := sh.srv.users.Authenticate(ev.Auth)
+		res := sh.srv.snap.Load().users.Authenticate(ev.Auth)
 		if res.Accept && sub.ipv4.IsValid() {
 			// Authenticated again after an LCP restart: keep the lease.
 			res.PeerIPv4 = sub.ipv4
@@ -433,7 +434,7 @@ func (sh *shard) sendRA(sub *subscriber, now time.Time) {
 	}
 	sub.raNext = now.Add(raInterval)
 	// The link MTU is what we accept: our MRU.
-	mtu := int(sh.srv.cfg.PPP.MRU)
+	mtu := int(sh.srv.config().PPP.MRU)
 	if mtu == 0 {
 		mtu = 1500
 	}

@@ -1,0 +1,324 @@
+package control
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"sort"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"github.com/l2tpd/l2tpd/control/pool"
+	"github.com/l2tpd/l2tpd/ppp"
+)
+
+// snapshot is one immutable running configuration with what is built
+// from it: the pools and the local users.
+type snapshot struct {
+	cfg   *Config
+	pools map[string]*pool.Pool
+	users ppp.LocalUsers
+	hash  string
+}
+
+func (s *Server) config() *Config { return s.snap.Load().cfg }
+
+// ConfigHash identifies the running configuration (for metrics and logs).
+func (s *Server) ConfigHash() string { return s.snap.Load().hash }
+
+func configHash(cfg *Config) string {
+	b, _ := json.Marshal(cfg)
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:8])
+}
+
+// buildSnapshot makes the pools of cfg. Pools whose definition did not
+// change are carried over from old with their leases; a changed pool is
+// made anew with the live leases that still fit reserved in it.
+func buildSnapshot(cfg Config, old *snapshot) (*snapshot, error) {
+	c := cfg
+	snap := &snapshot{cfg: &c, pools: make(map[string]*pool.Pool), users: ppp.LocalUsers(cfg.Users), hash: configHash(&c)}
+	if snap.users == nil {
+		snap.users = ppp.LocalUsers{}
+	}
+	for _, pc := range cfg.Pools {
+		if old != nil {
+			if prev := old.poolConfig(pc.Name); prev != nil && samePool(*prev, pc) {
+				snap.pools[pc.Name] = old.pools[pc.Name]
+				continue
+			}
+		}
+		var r4 []pool.Range
+		for _, r := range pc.IPv4 {
+			r4 = append(r4, pool.Range{First: r.First, Last: r.Last})
+		}
+		p, err := pool.New(pc.Name, r4, pc.IPv6, pc.IPv6Length)
+		if err != nil {
+			return nil, fmt.Errorf("control: pool %s: %w", pc.Name, err)
+		}
+		snap.pools[pc.Name] = p
+	}
+	return snap, nil
+}
+
+func (s *snapshot) poolConfig(name string) *Pool {
+	for i := range s.cfg.Pools {
+		if s.cfg.Pools[i].Name == name {
+			return &s.cfg.Pools[i]
+		}
+	}
+	return nil
+}
+
+func samePool(a, b Pool) bool {
+	return a.Name == b.Name && slices.Equal(a.IPv4, b.IPv4) && a.IPv6 == b.IPv6 && a.IPv6Length == b.IPv6Length
+}
+
+// Diff is what a reload changes and what it touches.
+type Diff struct {
+	Changes []string `json:"changes"`
+	// RequiresRestart lists changes a running daemon cannot apply; a
+	// reload containing any is rejected.
+	RequiresRestart []string `json:"requires_restart,omitempty"`
+	// AffectedTunnels are tunnels whose peer policy changed: they keep
+	// the settings they started with until they reconnect.
+	AffectedTunnels []uint32 `json:"affected_tunnels"`
+	// DrainingSessions hold addresses from pools that were removed or
+	// redefined: they keep them, no new lease comes from the old pool.
+	DrainingSessions []uint32 `json:"draining_sessions"`
+	Applied          bool     `json:"applied"`
+	ConfigHash       string   `json:"config_hash"`
+}
+
+// Reload applies cfg as a diff against the running configuration, or
+// with dryRun only reports the diff. New tunnels and sessions use the
+// new settings at once; live ones keep theirs; removed pools drain.
+func (s *Server) Reload(ctx context.Context, cfg Config, dryRun bool) (Diff, error) {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	old := s.snap.Load()
+	d := diffConfig(old.cfg, &cfg)
+	d.ConfigHash = configHash(&cfg)
+	if err := s.impact(ctx, old, &cfg, &d); err != nil {
+		return d, err
+	}
+	if len(d.RequiresRestart) > 0 {
+		return d, fmt.Errorf("control: reload rejected: %v need a restart", d.RequiresRestart)
+	}
+	if dryRun {
+		return d, nil
+	}
+	snap, err := buildSnapshot(cfg, old)
+	if err != nil {
+		return d, err
+	}
+	// Live leases of redefined pools are reserved in their successors so
+	// no address is handed out twice; the sessions move to the new pool
+	// when their address fits it, otherwise they stay with the old one
+	// (which drains).
+	for name, np := range snap.pools {
+		op := old.pools[name]
+		if op == nil || op == np {
+			continue
+		}
+		for _, l := range op.Leases() {
+			if l.Prefix.Bits() == 32 && np.Contains(l.Prefix.Addr()) {
+				_ = np.Reserve(l.Prefix.Addr(), l.Owner)
+			}
+		}
+	}
+	for name, op := range old.pools {
+		if snap.pools[name] != op {
+			op.Drain()
+		}
+	}
+	s.snap.Store(snap)
+	err = s.eachShard(ctx, func(sh *shard) {
+		for _, sub := range sh.subs {
+			if sub.pool == nil {
+				continue
+			}
+			np := snap.pools[sub.pool.Name()]
+			if np != nil && np != sub.pool && sub.ipv4.IsValid() && np.Contains(sub.ipv4) {
+				sub.pool.ReleaseIPv4(sub.ipv4)
+				sub.pool = np
+			}
+		}
+	})
+	if s.eng != nil {
+		for _, addr := range listenAdded(old.cfg, &cfg) {
+			conn, lerr := listenUDP(addr)
+			if lerr == nil {
+				nsk, aerr := s.eng.AddSocket(conn)
+				if aerr == nil {
+					s.sockMu.Lock()
+					s.socks = append(s.socks, nsk)
+					s.sockMu.Unlock()
+					s.log.Info("listening", zap.String("addr", nsk.LocalAddr().String()))
+					continue
+				}
+				lerr = aerr
+				conn.Close()
+			}
+			s.log.Error("reload: listen", zap.String("addr", addr), zap.Error(lerr))
+		}
+	}
+	d.Applied = true
+	s.log.Info("configuration reloaded", zap.String("config_hash", d.ConfigHash), zap.Strings("changes", d.Changes))
+	return d, err
+}
+
+func listenAdded(a, b *Config) []string {
+	var out []string
+	for _, l := range b.Listen {
+		if !slices.Contains(a.Listen, l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// diffConfig lists the differences an operator cares about.
+func diffConfig(a, b *Config) Diff {
+	d := Diff{Changes: []string{}, AffectedTunnels: []uint32{}, DrainingSessions: []uint32{}}
+	add := func(f string, args ...any) { d.Changes = append(d.Changes, fmt.Sprintf(f, args...)) }
+	for _, l := range listenAdded(a, b) {
+		add("listen %s added", l)
+	}
+	for _, l := range listenAdded(b, a) {
+		d.RequiresRestart = append(d.RequiresRestart, "listen "+l+" removed")
+	}
+	if a.Shards != b.Shards {
+		d.RequiresRestart = append(d.RequiresRestart, "control.shards")
+	}
+	if a.TUN != b.TUN {
+		d.RequiresRestart = append(d.RequiresRestart, "tun")
+	}
+	if a.HostName != b.HostName {
+		add("hostname %q -> %q (new tunnels)", a.HostName, b.HostName)
+	}
+	if a.ReceiveWindow != b.ReceiveWindow || a.Hello != b.Hello || a.RetransmitInitial != b.RetransmitInitial ||
+		a.RetransmitCap != b.RetransmitCap || a.MaxRetransmits != b.MaxRetransmits {
+		add("control channel timers or window changed (new tunnels)")
+	}
+	if a.Limits != b.Limits {
+		add("limits %+v -> %+v", a.Limits, b.Limits)
+	}
+	if !ppEqual(a.PPP, b.PPP) {
+		add("ppp settings changed (new sessions)")
+	}
+	ap, bp := peersByName(a), peersByName(b)
+	for _, n := range sortedKeys(bp) {
+		if _, ok := ap[n]; !ok {
+			add("peer %s added", n)
+		} else if !peerEqual(ap[n], bp[n]) {
+			add("peer %s changed", n)
+		}
+	}
+	for _, n := range sortedKeys(ap) {
+		if _, ok := bp[n]; !ok {
+			add("peer %s removed", n)
+		}
+	}
+	if !peerEqual(a.Default, b.Default) {
+		add("default_peer changed")
+	}
+	apl, bpl := poolsByName(a), poolsByName(b)
+	for _, n := range sortedKeys(bpl) {
+		if p, ok := apl[n]; !ok {
+			add("pool %s added", n)
+		} else if !samePool(p, bpl[n]) {
+			add("pool %s redefined: live leases kept, the old definition drains", n)
+		}
+	}
+	for _, n := range sortedKeys(apl) {
+		if _, ok := bpl[n]; !ok {
+			add("pool %s removed: drains", n)
+		}
+	}
+	if !maps.Equal(a.Users, b.Users) {
+		add("local users changed (%d -> %d)", len(a.Users), len(b.Users))
+	}
+	return d
+}
+
+func ppEqual(a, b PPP) bool {
+	return a.MRU == b.MRU && slices.Equal(a.Auth, b.Auth) && a.EchoInterval == b.EchoInterval && a.EchoFailures == b.EchoFailures &&
+		a.LocalIPv4 == b.LocalIPv4 && slices.Equal(a.DNS, b.DNS) && a.IPv6 == b.IPv6 && a.Pool == b.Pool
+}
+
+func peerEqual(a, b Peer) bool {
+	return a.Name == b.Name && a.HostName == b.HostName && slices.Equal(a.Addresses, b.Addresses) && a.Secret == b.Secret &&
+		a.HideAVPs == b.HideAVPs && a.Reject == b.Reject && a.Renegotiate == b.Renegotiate && a.Pool == b.Pool
+}
+
+func peersByName(c *Config) map[string]Peer {
+	m := make(map[string]Peer, len(c.Peers))
+	for _, p := range c.Peers {
+		m[p.Name] = p
+	}
+	return m
+}
+
+func poolsByName(c *Config) map[string]Pool {
+	m := make(map[string]Pool, len(c.Pools))
+	for _, p := range c.Pools {
+		m[p.Name] = p
+	}
+	return m
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	k := slices.Collect(maps.Keys(m))
+	sort.Strings(k)
+	return k
+}
+
+// impact finds the live tunnels whose peer policy changes and the
+// sessions holding addresses from pools that drain.
+func (s *Server) impact(ctx context.Context, old *snapshot, cfg *Config, d *Diff) error {
+	var mu sync.Mutex
+	return s.eachShard(ctx, func(sh *shard) {
+		for id, e := range sh.tunnels {
+			p := e.t.Peer()
+			a, b := old.cfg.match(p.HostName, e.peer.Addr()), cfg.match(p.HostName, e.peer.Addr())
+			if !peerEqual(a, b) {
+				mu.Lock()
+				d.AffectedTunnels = append(d.AffectedTunnels, id)
+				mu.Unlock()
+			}
+		}
+		for _, sub := range sh.subs {
+			if sub.pool == nil || !sub.ipv4.IsValid() {
+				continue
+			}
+			var np *Pool
+			for i := range cfg.Pools {
+				if cfg.Pools[i].Name == sub.pool.Name() {
+					np = &cfg.Pools[i]
+				}
+			}
+			op := old.poolConfig(sub.pool.Name())
+			if np == nil || op == nil || !samePool(*op, *np) && !rangesContain(np.IPv4, sub.ipv4) {
+				mu.Lock()
+				d.DrainingSessions = append(d.DrainingSessions, sub.sess.ID)
+				mu.Unlock()
+			}
+		}
+	})
+}
+
+func rangesContain(rs []AddrRange, a netip.Addr) bool {
+	for _, r := range rs {
+		if !a.Less(r.First) && !r.Last.Less(a) {
+			return true
+		}
+	}
+	return false
+}
