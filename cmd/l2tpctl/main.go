@@ -32,6 +32,8 @@ commands:
   clear tunnel ID       tear a tunnel down (StopCCN) with its sessions
   clear session ID      tear one session down (CDN)
   log level LEVEL       debug, info, warn or error
+  reload [--dry-run]    re-read the configuration file and apply it as a
+                        diff (--dry-run: print the diff and what it touches)
 `
 
 func main() {
@@ -109,6 +111,10 @@ func parseCommand(args []string) (admin.Request, error) {
 			return admin.Request{}, fmt.Errorf("invalid %s id %q (want 1 to 4294967295)", args[1], args[2])
 		}
 		return admin.Request{Cmd: "clear " + args[1], ID: uint32(id)}, nil
+	case len(args) == 1 && args[0] == "reload":
+		return admin.Request{Cmd: admin.CmdReload}, nil
+	case len(args) == 2 && args[0] == "reload" && (args[1] == "--dry-run" || args[1] == "-dry-run"):
+		return admin.Request{Cmd: admin.CmdReload, DryRun: true}, nil
 	case len(args) == 3 && args[0] == "log" && args[1] == "level":
 		return admin.Request{Cmd: admin.CmdLogLevel, Level: args[2]}, nil
 	}
@@ -187,6 +193,28 @@ func printTable(w io.Writer, req admin.Request, data json.RawMessage) error {
 			return fmt.Errorf("bad answer from l2tpd: %w", err)
 		}
 		fmt.Fprintf(tw, "log level %s (was %s)\n", l.Level, l.Previous)
+	case admin.CmdReload:
+		var d control.Diff
+		if err := json.Unmarshal(data, &d); err != nil {
+			return fmt.Errorf("bad answer from l2tpd: %w", err)
+		}
+		state := "dry run: nothing applied"
+		if d.Applied {
+			state = "applied"
+		}
+		fmt.Fprintf(tw, "reload %s (config %s)\n", state, d.ConfigHash)
+		if len(d.Changes) == 0 {
+			fmt.Fprintln(tw, "  no changes")
+		}
+		for _, c := range d.Changes {
+			fmt.Fprintf(tw, "  %s\n", c)
+		}
+		if len(d.AffectedTunnels) > 0 {
+			fmt.Fprintf(tw, "tunnels keeping their old peer settings until they reconnect: %v\n", d.AffectedTunnels)
+		}
+		if len(d.DrainingSessions) > 0 {
+			fmt.Fprintf(tw, "sessions keeping addresses from draining pools: %v\n", d.DrainingSessions)
+		}
 	}
 	return tw.Flush()
 }

@@ -270,3 +270,18 @@ func TestDefaultSocketMatchesDaemon(t *testing.T) {
 		t.Errorf("l2tpctl uses %s, l2tpd defaults to %s", defaultSocket, config.DefaultAdminSocket)
 	}
 }
+
+func TestReloadCommandParsing(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		dry  bool
+	}{{[]string{"reload"}, false}, {[]string{"reload", "--dry-run"}, true}} {
+		req, err := parseCommand(tc.args)
+		if err != nil || req.Cmd != admin.CmdReload || req.DryRun != tc.dry {
+			t.Errorf("%v -> %+v %v", tc.args, req, err)
+		}
+	}
+	if _, err := parseCommand([]string{"reload", "now"}); err == nil {
+		t.Error("reload now accepted")
+	}
+}

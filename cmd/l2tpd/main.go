@@ -11,7 +11,9 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -41,6 +43,7 @@ type controlServer interface {
 	Run(ctx context.Context) error
 	Ready() <-chan struct{}
 	LocalAddrs() []net.Addr
+	Reload(ctx context.Context, cfg control.Config, dryRun bool) (control.Diff, error)
 }
 
 type newServerFunc func(control.Config, *zap.Logger) (controlServer, error)
@@ -115,7 +118,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newServer
 		return 1
 	}
 	defer log.Sync()
-	if err := serve(ctx, cfg, log, atom, newServer); err != nil {
+	load := func() (*config.File, error) {
+		if *configPath == "" {
+			return config.Parse(configs.Default())
+		}
+		return config.Load(*configPath)
+	}
+	if err := serve(ctx, cfg, load, log, atom, newServer); err != nil {
 		log.Error("l2tpd failed", zap.Error(err))
 		return 1
 	}
@@ -124,7 +133,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newServer
 
 // serve runs the control server and the admin socket until ctx is done
 // or the control server fails.
-func serve(ctx context.Context, cfg *config.File, log *zap.Logger, atom zap.AtomicLevel, newServer newServerFunc) error {
+func serve(ctx context.Context, cfg *config.File, load func() (*config.File, error), log *zap.Logger, atom zap.AtomicLevel, newServer newServerFunc) error {
 	log.Info("l2tpd starting",
 		zap.String("version", versionString()),
 		zap.Strings("listen", cfg.Listen),
@@ -143,11 +152,37 @@ func serve(ctx context.Context, cfg *config.File, log *zap.Logger, atom zap.Atom
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	adminDone := make(chan error, 1)
+	reload := func(ctx context.Context, dryRun bool) (any, error) {
+		next, err := load()
+		if err != nil {
+			return nil, fmt.Errorf("configuration rejected, the running one stays:\n%s", configErrorLines(err))
+		}
+		return srv.Reload(ctx, next.Control(), dryRun)
+	}
 	go func() {
 		adminDone <- admin.NewServer(srv, admin.Options{
 			SetLevel: levelSetter(atom),
+			Reload:   reload,
 			Log:      log.Named("admin"),
 		}).Serve(ctx, ln)
+	}()
+	// SIGHUP reloads like `l2tpctl reload`.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+				if _, err := reload(rctx, false); err != nil {
+					log.Error("reload on SIGHUP failed", zap.Error(err))
+				}
+				rcancel()
+			}
+		}
 	}()
 	runDone := make(chan error, 1)
 	go func() { runDone <- srv.Run(ctx) }()
@@ -182,6 +217,19 @@ func serve(ctx context.Context, cfg *config.File, log *zap.Logger, atom zap.Atom
 	}
 	log.Info("l2tpd stopped")
 	return nil
+}
+
+// configErrorLines formats every configuration error on its own line.
+func configErrorLines(err error) string {
+	var errs config.Errors
+	if errors.As(err, &errs) {
+		lines := make([]string, 0, len(errs))
+		for _, e := range errs {
+			lines = append(lines, e.Error())
+		}
+		return strings.Join(lines, "\n")
+	}
+	return err.Error()
 }
 
 // printConfigErrors writes one line per problem, prefixed by the file, so

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -137,6 +138,8 @@ type fakeServer struct {
 	started chan struct{}
 	stopped chan struct{}
 	runErr  error // returned at once by Run when set
+	mu      sync.Mutex
+	reloads int
 }
 
 func (f *fakeServer) Run(ctx context.Context) error {
@@ -151,6 +154,22 @@ func (f *fakeServer) Run(ctx context.Context) error {
 }
 
 func (f *fakeServer) Ready() <-chan struct{} { return f.ready }
+
+func (f *fakeServer) Reload(_ context.Context, cfg control.Config, dryRun bool) (control.Diff, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reloads++
+	if !dryRun {
+		f.cfg = cfg
+	}
+	return control.Diff{Changes: []string{"hostname changed"}, Applied: !dryRun}, nil
+}
+
+func (f *fakeServer) config() (control.Config, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cfg, f.reloads
+}
 
 func (f *fakeServer) LocalAddrs() []net.Addr {
 	return []net.Addr{&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 41701}}
@@ -307,5 +326,79 @@ func TestLevelSetter(t *testing.T) {
 	}
 	if atom.Level().String() != "warn" {
 		t.Errorf("a refused level changed it to %v", atom.Level())
+	}
+}
+
+// `l2tpctl reload` (the admin command) and SIGHUP re-read the file: a
+// valid one reaches the control server, a broken one is rejected with
+// every error and its path while the running configuration stays.
+func TestReload(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "admin.sock")
+	cfgPath := daemonConfig(t, sock)
+	fake := newFake(nil)
+	newServer := func(cfg control.Config, _ *zap.Logger) (controlServer, error) {
+		fake.cfg = cfg
+		return fake, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"-config", cfgPath}, &stdout, &stderr, newServer) }()
+	<-fake.ready
+	c, err := admin.Dial(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	write := func(body string) {
+		if err := os.WriteFile(cfgPath, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("hostname: renamed\nlisten: [\"127.0.0.1:0\"]\nadmin: {socket: \"" + sock + "\"}\ncontrol: {shards: 3}\n")
+	if _, err := c.Do(admin.Request{Cmd: admin.CmdReload, DryRun: true}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, _ := fake.config(); cfg.HostName != "test-lns" {
+		t.Fatal("a dry run applied the new file")
+	}
+	data, err := c.Do(admin.Request{Cmd: admin.CmdReload})
+	if err != nil || !strings.Contains(string(data), `"applied":true`) {
+		t.Fatalf("reload = %s, %v", data, err)
+	}
+	if cfg, _ := fake.config(); cfg.HostName != "renamed" {
+		t.Fatalf("reload did not reach the server: %+v", cfg)
+	}
+
+	write("hostname: broken\nlisten: [\"nonsense\"]\nbogus_key: 1\n")
+	_, err = c.Do(admin.Request{Cmd: admin.CmdReload})
+	if err == nil || !strings.Contains(err.Error(), "listen[0]") || !strings.Contains(err.Error(), "bogus_key") {
+		t.Fatalf("broken reload error = %v", err)
+	}
+	if cfg, _ := fake.config(); cfg.HostName != "renamed" {
+		t.Fatal("a broken file changed the running configuration")
+	}
+
+	// SIGHUP does the same as the admin command.
+	write("hostname: by-sighup\nlisten: [\"127.0.0.1:0\"]\nadmin: {socket: \"" + sock + "\"}\ncontrol: {shards: 3}\n")
+	_, before := fake.config()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if cfg, n := fake.config(); n > before && cfg.HostName == "by-sighup" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("SIGHUP did not reload")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
 	}
 }

@@ -14,6 +14,7 @@ const (
 	CmdClearTunnel  = "clear tunnel"
 	CmdClearSession = "clear session"
 	CmdLogLevel     = "log level"
+	CmdReload       = "reload"
 )
 
 // Request is one line sent to the daemon.
@@ -23,6 +24,8 @@ type Request struct {
 	ID uint32 `json:"id,omitempty"`
 	// Level is the new log level for "log level".
 	Level string `json:"level,omitempty"`
+	// DryRun makes "reload" report its diff without applying it.
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // Response is one line the daemon answers with.

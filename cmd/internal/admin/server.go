@@ -35,6 +35,9 @@ type Options struct {
 	// SetLevel changes the log level and returns the previous one. When
 	// nil, "log level" is refused.
 	SetLevel func(level string) (previous string, err error)
+	// Reload re-reads the configuration and applies it (or with dryRun
+	// only reports the diff). When nil, "reload" is refused.
+	Reload func(ctx context.Context, dryRun bool) (any, error)
 	// Log records the commands that change state. Nil discards.
 	Log *zap.Logger
 	// IdleTimeout is how long a connection may sit between requests
@@ -310,6 +313,18 @@ func (s *Server) do(ctx context.Context, req Request) (any, error) {
 		}
 		s.opts.Log.Info("admin: cleared "+kind, zap.Uint32(field, req.ID))
 		return Cleared{Cleared: kind, ID: req.ID}, nil
+	case CmdReload:
+		if s.opts.Reload == nil {
+			return nil, errors.New("this daemon cannot reload its configuration")
+		}
+		d, err := s.opts.Reload(ctx, req.DryRun)
+		if err != nil {
+			return nil, err
+		}
+		if !req.DryRun {
+			s.opts.Log.Info("admin: configuration reloaded")
+		}
+		return d, nil
 	case CmdLogLevel:
 		if s.opts.SetLevel == nil {
 			return nil, errors.New("the log level cannot be changed")
