@@ -550,8 +550,9 @@ func checkResponseAuth(pkt []byte, reqAuth *[16]byte, secret []byte) bool {
 // the Response Authenticator always, and the Message-Authenticator,
 // which Access-Accept, -Reject and -Challenge must carry (RFC 3579
 // §3.2; required here against CVE-2024-3596) and which other responses
-// are checked for when present.
-func verifyResponse(pkt []byte, reqAuth *[16]byte, secret []byte) error {
+// are checked for when present. Answers to Status-Server may omit it
+// (RFC 5997 §6, table): requireMA is false for them.
+func verifyResponse(pkt []byte, reqAuth *[16]byte, secret []byte, requireMA bool) error {
 	if !checkResponseAuth(pkt, reqAuth, secret) {
 		return ErrAuthenticator
 	}
@@ -561,7 +562,7 @@ func verifyResponse(pkt []byte, reqAuth *[16]byte, secret []byte) error {
 	}
 	switch pkt[0] {
 	case codeAccessAccept, codeAccessReject, codeAccessChallenge:
-		if off < 0 {
+		if off < 0 && requireMA {
 			return ErrNoMessageAuth
 		}
 	}

@@ -398,7 +398,7 @@ func (e *engine) receive(now time.Time, i, k int, b []byte) {
 		e.stats.DropUnknownID++
 		return
 	}
-	switch err := verifyResponse(pkt, &t.auth, s.secret); err {
+	switch err := verifyResponse(pkt, &t.auth, s.secret, t.kind != kindStatus); err {
 	case nil:
 	case ErrAuthenticator:
 		e.stats.DropAuthenticator++
