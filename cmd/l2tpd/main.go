@@ -44,6 +44,7 @@ type controlServer interface {
 	Ready() <-chan struct{}
 	LocalAddrs() []net.Addr
 	Reload(ctx context.Context, cfg control.Config, dryRun bool) (control.Diff, error)
+	ConfigHash() string
 }
 
 type newServerFunc func(control.Config, *zap.Logger) (controlServer, error)
@@ -152,12 +153,33 @@ func serve(ctx context.Context, cfg *config.File, load func() (*config.File, err
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	adminDone := make(chan error, 1)
+	metrics := newCollector(srv)
+	metrics.setHash(srv.ConfigHash())
+	if cfg.Metrics.Listen != "" {
+		go func() {
+			if err := serveMetrics(ctx, cfg.Metrics.Listen, metrics, log.Named("metrics")); err != nil {
+				log.Error("metrics endpoint failed", zap.Error(err))
+			}
+		}()
+	}
 	reload := func(ctx context.Context, dryRun bool) (any, error) {
 		next, err := load()
 		if err != nil {
+			if !dryRun {
+				metrics.reloads.WithLabelValues("rejected").Inc()
+			}
 			return nil, fmt.Errorf("configuration rejected, the running one stays:\n%s", configErrorLines(err))
 		}
-		return srv.Reload(ctx, next.Control(), dryRun)
+		d, err := srv.Reload(ctx, next.Control(), dryRun)
+		if !dryRun {
+			if err != nil {
+				metrics.reloads.WithLabelValues("rejected").Inc()
+			} else {
+				metrics.reloads.WithLabelValues("ok").Inc()
+				metrics.setHash(srv.ConfigHash())
+			}
+		}
+		return d, err
 	}
 	go func() {
 		adminDone <- admin.NewServer(srv, admin.Options{

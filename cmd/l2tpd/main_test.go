@@ -165,6 +165,12 @@ func (f *fakeServer) Reload(_ context.Context, cfg control.Config, dryRun bool) 
 	return control.Diff{Changes: []string{"hostname changed"}, Applied: !dryRun}, nil
 }
 
+func (f *fakeServer) ConfigHash() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cfg.HostName
+}
+
 func (f *fakeServer) config() (control.Config, int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -30,6 +30,14 @@ type File struct {
 	TUN   control.TUN
 	PPP   control.PPP
 	Pools []control.Pool
+	// Metrics is the Prometheus endpoint.
+	Metrics Metrics
+}
+
+// Metrics configures the Prometheus endpoint; an empty Listen turns it
+// off.
+type Metrics struct {
+	Listen string
 }
 
 // Log selects the daemon's log level and encoding.

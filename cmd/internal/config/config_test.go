@@ -678,3 +678,14 @@ tun: {name: l2tp0}
 		}
 	}
 }
+
+func TestMetricsListen(t *testing.T) {
+	f, err := Parse([]byte("metrics: {listen: \"127.0.0.1:9701\"}\n"))
+	if err != nil || f.Metrics.Listen != "127.0.0.1:9701" {
+		t.Fatalf("%+v %v", f, err)
+	}
+	_, err = Parse([]byte("metrics:\n  listen: localhost\n"))
+	if err == nil || !strings.Contains(err.Error(), "metrics.listen (line 2)") {
+		t.Fatalf("error %v", err)
+	}
+}

@@ -100,6 +100,7 @@ func (d *decoder) root(n *yaml.Node, f *File) {
 		{"tun", func(p string, v *yaml.Node) { d.tun(p, v, &f.TUN) }},
 		{"ppp", func(p string, v *yaml.Node) { d.pppPolicy(p, v, &f.PPP) }},
 		{"pools", func(p string, v *yaml.Node) { d.pools(p, v, f) }},
+		{"metrics", func(p string, v *yaml.Node) { d.metrics(p, v, &f.Metrics) }},
 	})
 	d.crossCheck(f)
 }
@@ -164,6 +165,19 @@ func (d *decoder) log(path string, n *yaml.Node, l *Log) {
 		{"format", func(p string, v *yaml.Node) {
 			if d.str(p, v, &l.Format) && !oneOf(l.Format, "console", "json") {
 				d.fail(p, v, "invalid format %q (want console or json)", l.Format)
+			}
+		}},
+	})
+}
+
+func (d *decoder) metrics(path string, n *yaml.Node, m *Metrics) {
+	d.mapping(path, n, []field{
+		{"listen", func(p string, v *yaml.Node) {
+			if !d.str(p, v, &m.Listen) || m.Listen == "" {
+				return
+			}
+			if _, err := netip.ParseAddrPort(m.Listen); err != nil {
+				d.fail(p, v, "invalid address %q: want IP:port such as \"127.0.0.1:9701\"", m.Listen)
 			}
 		}},
 	})

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/l2tpd/l2tpd/control"
+)
+
+// metricsSource is what the collector reads on each scrape: the same
+// queries the admin socket answers, so a scrape costs the shards one
+// command each and nothing on the packet path.
+type metricsSource interface {
+	Tunnels(ctx context.Context) ([]control.TunnelInfo, error)
+	Sessions(ctx context.Context) ([]control.SessionInfo, error)
+	Stats(ctx context.Context) (control.Stats, error)
+}
+
+// collector turns the control plane's state into Prometheus metrics.
+type collector struct {
+	src     metricsSource
+	reloads *prometheus.CounterVec
+	hash    atomic.Value // string: the loaded configuration's hash
+
+	tunnels, sessions, counters, drops, pkts, bytes, info *prometheus.Desc
+}
+
+func newCollector(src metricsSource) *collector {
+	c := &collector{
+		src: src,
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "l2tpd_config_reloads_total",
+			Help: "Configuration reloads by result (ok, rejected).",
+		}, []string{"result"}),
+		tunnels:  prometheus.NewDesc("l2tpd_tunnels", "Tunnels by state, protocol version and peer.", []string{"state", "version", "peer"}, nil),
+		sessions: prometheus.NewDesc("l2tpd_sessions", "Sessions by L2TP state and PPP state.", []string{"state", "ppp_state"}, nil),
+		counters: prometheus.NewDesc("l2tpd_control_events_total", "Control plane events (tunnels/sessions established and closed, retransmissions, duplicates, out-of-order messages, PPP outcomes).", []string{"event"}, nil),
+		drops:    prometheus.NewDesc("l2tpd_drops_total", "Packets dropped by reason (datapath_ prefix: the forwarding plane).", []string{"reason"}, nil),
+		pkts:     prometheus.NewDesc("l2tpd_session_packets", "Packets of the live sessions, by direction (rx: from the LAC).", []string{"direction"}, nil),
+		bytes:    prometheus.NewDesc("l2tpd_session_bytes", "Bytes of the live sessions, by direction (rx: from the LAC).", []string{"direction"}, nil),
+		info:     prometheus.NewDesc("l2tpd_config_info", "The loaded configuration, by hash.", []string{"hash"}, nil),
+	}
+	c.reloads.WithLabelValues("ok")
+	c.reloads.WithLabelValues("rejected")
+	return c
+}
+
+func (c *collector) setHash(h string) { c.hash.Store(h) }
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.tunnels, c.sessions, c.counters, c.drops, c.pkts, c.bytes, c.info} {
+		ch <- d
+	}
+	c.reloads.Describe(ch)
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c.reloads.Collect(ch)
+	if h, _ := c.hash.Load().(string); h != "" {
+		ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, h)
+	}
+	if ts, err := c.src.Tunnels(ctx); err == nil {
+		type key struct{ state, version, peer string }
+		n := map[key]float64{}
+		for _, t := range ts {
+			host, _, _ := net.SplitHostPort(t.Peer)
+			n[key{t.State, strconv.Itoa(t.Version), host}]++
+		}
+		for k, v := range n {
+			ch <- prometheus.MustNewConstMetric(c.tunnels, prometheus.GaugeValue, v, k.state, k.version, k.peer)
+		}
+	}
+	if ss, err := c.src.Sessions(ctx); err == nil {
+		type key struct{ state, ppp string }
+		n := map[key]float64{}
+		var rxp, txp, rxb, txb float64
+		for _, s := range ss {
+			n[key{s.State, s.PPPState}]++
+			rxp += float64(s.RxPackets)
+			txp += float64(s.TxPackets)
+			rxb += float64(s.RxBytes)
+			txb += float64(s.TxBytes)
+		}
+		for k, v := range n {
+			ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, v, k.state, k.ppp)
+		}
+		ch <- prometheus.MustNewConstMetric(c.pkts, prometheus.GaugeValue, rxp, "rx")
+		ch <- prometheus.MustNewConstMetric(c.pkts, prometheus.GaugeValue, txp, "tx")
+		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, rxb, "rx")
+		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, txb, "tx")
+	}
+	if st, err := c.src.Stats(ctx); err == nil {
+		for k, v := range st.Counters {
+			ch <- prometheus.MustNewConstMetric(c.counters, prometheus.CounterValue, float64(v), k)
+		}
+		for k, v := range st.Drops {
+			ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(v), k)
+		}
+	}
+}
+
+// serveMetrics runs the Prometheus endpoint until ctx is done.
+func serveMetrics(ctx context.Context, addr string, c *collector, log *zap.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	log.Info("metrics endpoint", zap.String("addr", ln.Addr().String()))
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/l2tpd/l2tpd/cmd/internal/admin/admintest"
+	"github.com/l2tpd/l2tpd/control"
+)
+
+// The collector exports the admin view: tunnels by state and peer,
+// sessions by state, events, drops, traffic, reloads and the config hash.
+func TestCollector(t *testing.T) {
+	fake := admintest.New(
+		[]control.TunnelInfo{
+			{TunnelID: 1, Peer: "192.0.2.1:1701", Version: 2, State: "established"},
+			{TunnelID: 2, Peer: "192.0.2.1:1701", Version: 2, State: "established"},
+			{TunnelID: 3, Peer: "[2001:db8::1]:1701", Version: 3, State: "wait-ctl-conn"},
+		},
+		[]control.SessionInfo{{SessionID: 7, State: "established", PPPState: "network", RxPackets: 10, TxPackets: 4, RxBytes: 1000, TxBytes: 400}},
+		control.Stats{Counters: map[string]uint64{"tunnels_established": 5}, Drops: map[string]uint64{"malformed": 2}},
+	)
+	c := newCollector(fake)
+	c.setHash("abc123")
+	c.reloads.WithLabelValues("ok").Inc()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	want := `
+# HELP l2tpd_tunnels Tunnels by state, protocol version and peer.
+# TYPE l2tpd_tunnels gauge
+l2tpd_tunnels{peer="192.0.2.1",state="established",version="2"} 2
+l2tpd_tunnels{peer="2001:db8::1",state="wait-ctl-conn",version="3"} 1
+# HELP l2tpd_drops_total Packets dropped by reason (datapath_ prefix: the forwarding plane).
+# TYPE l2tpd_drops_total counter
+l2tpd_drops_total{reason="malformed"} 2
+# HELP l2tpd_session_packets Packets of the live sessions, by direction (rx: from the LAC).
+# TYPE l2tpd_session_packets gauge
+l2tpd_session_packets{direction="rx"} 10
+l2tpd_session_packets{direction="tx"} 4
+# HELP l2tpd_config_info The loaded configuration, by hash.
+# TYPE l2tpd_config_info gauge
+l2tpd_config_info{hash="abc123"} 1
+# HELP l2tpd_config_reloads_total Configuration reloads by result (ok, rejected).
+# TYPE l2tpd_config_reloads_total counter
+l2tpd_config_reloads_total{result="ok"} 1
+l2tpd_config_reloads_total{result="rejected"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"l2tpd_tunnels", "l2tpd_drops_total", "l2tpd_session_packets", "l2tpd_config_info", "l2tpd_config_reloads_total"); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(c, "l2tpd_sessions"); n != 1 {
+		t.Fatalf("%d session series", n)
+	}
+}
