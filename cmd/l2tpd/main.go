@@ -198,11 +198,13 @@ func serve(ctx context.Context, cfg *config.File, load func() (*config.File, err
 			case <-ctx.Done():
 				return
 			case <-hup:
+				_ = sdNotify("RELOADING=1")
 				rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
 				if _, err := reload(rctx, false); err != nil {
 					log.Error("reload on SIGHUP failed", zap.Error(err))
 				}
 				rcancel()
+				_ = sdNotify("READY=1")
 			}
 		}
 	}()
@@ -218,6 +220,9 @@ func serve(ctx context.Context, cfg *config.File, load func() (*config.File, err
 			addrs = append(addrs, a.String())
 		}
 		log.Info("l2tpd started", zap.Strings("listen", addrs), zap.String("admin_socket", cfg.Admin.Socket))
+		if err := sdNotify("READY=1"); err != nil {
+			log.Warn("sd_notify", zap.Error(err))
+		}
 	case runErr = <-runDone:
 		stopped = true
 	case <-ctx.Done():
@@ -227,6 +232,7 @@ func serve(ctx context.Context, cfg *config.File, load func() (*config.File, err
 		case runErr = <-runDone:
 		case <-ctx.Done():
 			log.Info("l2tpd shutting down: closing every tunnel")
+			_ = sdNotify("STOPPING=1")
 			runErr = <-runDone
 		}
 	}
