@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -443,35 +444,38 @@ func testUserSlots(t *testing.T, newStores NewStores) {
 	}
 }
 
-// Many sessions of one user arrive on two nodes at once; exactly max
-// of them get in.
+// Many sessions of several users arrive on two nodes at once; for each
+// user exactly max of them get in.
 func testUserSlotRace(t *testing.T, newStores NewStores) {
 	ss := newStores(t, 2)
 	c := ctx(t)
-	const max, tries = 3, 24
-	var admitted sync.Map
-	errs := make([]error, tries)
+	const users, max, tries = 6, 3, 16
+	admitted := make([]atomic.Int32, users)
+	errs := make([]error, users*tries)
+	begin := make(chan struct{})
 	var wg sync.WaitGroup
-	for i := range tries {
+	for i := range users * tries {
 		wg.Go(func() {
-			node := i % 2
-			session := fmt.Sprintf("s%d", i)
-			ok, err := ss[node].AcquireUserSlot(c, "alice", max, session, fmt.Sprintf("lns%d", node+1))
+			<-begin
+			u, node := i%users, i%2
+			ok, err := ss[node].AcquireUserSlot(c, fmt.Sprintf("user%d", u), max,
+				fmt.Sprintf("s%d", i), fmt.Sprintf("lns%d", node+1))
 			errs[i] = err
 			if ok {
-				admitted.Store(session, true)
+				admitted[u].Add(1)
 			}
 		})
 	}
+	close(begin)
 	wg.Wait()
 	must(t, errors.Join(errs...))
-	n := 0
-	admitted.Range(func(_, _ any) bool { n++; return true })
-	if n != max {
-		t.Fatalf("%d sessions admitted with a limit of %d", n, max)
-	}
-	if got, err := ss[0].UserSlots(c, "alice"); err != nil || got != max {
-		t.Fatalf("UserSlots = %d, %v; want %d", got, err, max)
+	for u := range users {
+		if n := admitted[u].Load(); n != max {
+			t.Errorf("user%d: %d sessions admitted with a limit of %d", u, n, max)
+		}
+		if got, err := ss[0].UserSlots(c, fmt.Sprintf("user%d", u)); err != nil || got != max {
+			t.Errorf("UserSlots(user%d) = %d, %v; want %d", u, got, err, max)
+		}
 	}
 }
 
