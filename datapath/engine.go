@@ -125,6 +125,35 @@ const (
 
 type counters struct {
 	rxPackets, rxBytes, txPackets, txBytes, drops atomic.Uint64
+	// tap, while a capture of the session runs, gets a copy of each of
+	// its packets; off, it costs one atomic load per packet.
+	tap atomic.Pointer[Tap]
+}
+
+// Tap receives a session's L2TP packets (UDP payloads) while a capture
+// runs: out is true for what l2tpd sends. It is called on the packet path
+// and must copy pkt and return at once (drop rather than block).
+type Tap func(out bool, pkt []byte, peer netip.AddrPort, local netip.Addr)
+
+// SetTap starts (t non-nil) or stops (nil) copying a session's packets to
+// t. It reports false when the session is not installed.
+func (e *Engine) SetTap(key SessionKey, t Tap) bool {
+	ent := e.sessions.get(key)
+	if ent == nil {
+		return false
+	}
+	if t == nil {
+		ent.ctr.tap.Store(nil)
+	} else {
+		ent.ctr.tap.Store(&t)
+	}
+	return true
+}
+
+func (c *counters) tapped(out bool, pkt []byte, peer netip.AddrPort, local netip.Addr) {
+	if t := c.tap.Load(); t != nil {
+		(*t)(out, pkt, peer, local)
+	}
 }
 
 // seqState is shared by the entries a session goes through on reinstall.
@@ -424,6 +453,7 @@ func (e *Engine) SendFrame(key SessionKey, frame []byte) error {
 	b = append(b, frame...)
 	ent.putSeq(b)
 	*bp = b
+	ent.ctr.tapped(true, b, ent.s.Peer, ent.s.Local)
 	err := ent.s.Socket.io.writeOne(b, ent.s.Peer, ent.s.Local)
 	if err != nil {
 		e.drop(dropSend, ent)

@@ -65,6 +65,7 @@ func (e *Engine) receive(s *Socket, pkt []byte, from netip.AddrPort, to netip.Ad
 		e.drop(dropWrongPeer, ent)
 		return
 	}
+	ent.ctr.tapped(false, pkt, from, to)
 	if h.Sequenced {
 		mask := uint32(0xffff)
 		if ver == 3 {
@@ -175,6 +176,7 @@ func (f *tunForwarder) forward(b []byte, n int) {
 	}
 	s := ent.s.Socket
 	msg := ent.encap(b, headroom, n, proto)
+	ent.ctr.tapped(true, msg, ent.s.Peer, ent.s.Local)
 	ent.ctr.txPackets.Add(1)
 	ent.ctr.txBytes.Add(uint64(n))
 	if len(s.txq) == 0 {
