@@ -161,6 +161,7 @@ type shard struct {
 	halfOpen map[netip.Addr]int
 	perPeer  map[netip.Addr]int
 	subs     map[datapath.SessionKey]*subscriber
+	captures map[uint32]*capture // by tunnel ID, while an operator captures
 	timers   timerHeap
 	out      [][]byte
 	counters map[string]uint64
@@ -178,6 +179,7 @@ func newShard(s *Server, i int) *shard {
 		halfOpen: make(map[netip.Addr]int),
 		perPeer:  make(map[netip.Addr]int),
 		subs:     make(map[datapath.SessionKey]*subscriber),
+		captures: make(map[uint32]*capture),
 		counters: make(map[string]uint64),
 	}
 }
@@ -252,7 +254,11 @@ func (sh *shard) expire(now time.Time) {
 func (sh *shard) service(e *entry, now time.Time) {
 	for i := 0; i < 8; i++ {
 		sh.out = e.t.Poll(now, sh.out[:0])
+		capt := sh.captures[e.t.ID()]
 		for _, p := range sh.out {
+			if capt != nil {
+				capt.add(true, p, e.peer, e.local)
+			}
 			if err := e.sock.WriteControl(p, e.peer, e.local); err != nil {
 				sh.counters["send_errors"]++
 			}
@@ -368,6 +374,9 @@ func (sh *shard) receive(now time.Time, p inPacket) {
 		if e.peer.Port() != p.from.Port() {
 			// RFC 2661 §8.1: the peer may change its port after SCCRQ.
 			e.peer = p.from
+		}
+		if c := sh.captures[h.TunnelID]; c != nil {
+			c.add(false, p.buf, p.from, p.to)
 		}
 		e.t.Receive(now, p.buf)
 		sh.service(e, now)

@@ -1,0 +1,78 @@
+package control
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/l2tpd/l2tpd/control/wire"
+	"github.com/l2tpd/l2tpd/ppp"
+)
+
+// A capture of one session holds its PPP data both ways (LCP echoes here)
+// and its tunnel's control messages (the CDN of a clear and its ack).
+func TestCaptureSession(t *testing.T) {
+	s, addr := pppServer(t, func(c *Config) {
+		c.PPP.IPv6 = false
+		c.PPP.EchoInterval = 100 * time.Millisecond
+	})
+	l := newSubscriberLAC(t, addr, 2, "alice", "wonderland", []ppp.AuthProto{ppp.AuthPAP}, false)
+	l.dial(t, nil)
+	l.client.Start(time.Now(), &l.out)
+	l.flush()
+	if !l.pump(func() bool { return l.client.IPCPState() == ppp.StateOpened }, 5*time.Second) {
+		t.Fatal("not online")
+	}
+	id := sessionOf(t, s).SessionID
+	type result struct {
+		pkts []CapturedPacket
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		p, err := s.Capture(context.Background(), id, 0, 1500*time.Millisecond)
+		done <- result{p, err}
+	}()
+	l.pump(func() bool { return false }, 600*time.Millisecond)
+	if _, err := s.Capture(context.Background(), id, 1, time.Second); err != ErrCaptureBusy {
+		t.Fatalf("second capture: %v", err)
+	}
+	if err := s.ClearSession(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	var r result
+	l.pump(func() bool {
+		select {
+		case r = <-done:
+			return true
+		default:
+			return false
+		}
+	}, 3*time.Second)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	var echoOut, echoIn, cdn, ack bool
+	for _, p := range r.pkts {
+		if p.Data[0]&0x80 != 0 {
+			m, err := wire.ParseMessage(p.Data, wire.EncapUDP, nil)
+			if err != nil {
+				t.Fatalf("captured control message: %v", err)
+			}
+			cdn = cdn || (p.Out && m.Type == wire.MsgCDN)
+			ack = ack || (!p.Out && m.Type == wire.MsgZLB)
+			continue
+		}
+		// v2 data: 6-byte header (no L bit from either side), FF 03, LCP.
+		if len(p.Data) > 10 && p.Data[8] == 0xc0 && p.Data[9] == 0x21 {
+			echoOut = echoOut || (p.Out && p.Data[10] == 9)
+			echoIn = echoIn || (!p.Out && p.Data[10] == 10)
+		}
+	}
+	if !echoOut || !echoIn || !cdn || !ack {
+		t.Fatalf("capture of %d packets: echo out %v in %v, CDN %v, ack %v", len(r.pkts), echoOut, echoIn, cdn, ack)
+	}
+	if _, err := s.Capture(context.Background(), 424242, 1, time.Second); err == nil {
+		t.Fatal("capture of an unknown session started")
+	}
+}
