@@ -52,7 +52,7 @@ type Timing struct {
 	// Timeout is how long to wait for each (re)transmission (3s).
 	Timeout time.Duration
 	// Retries is how many times a request is retransmitted to one
-	// server before the next is tried (2).
+	// server before the next is tried (2; negative for none).
 	Retries int
 	// DeadAfter consecutive requests that went unanswered mark a
 	// server dead (3).
