@@ -34,6 +34,9 @@ commands:
   log level LEVEL       debug, info, warn or error
   reload [--dry-run]    re-read the configuration file and apply it as a
                         diff (--dry-run: print the diff and what it touches)
+  capture --session ID [--count N] [--duration 30s] -w FILE
+                        write the session's packets (control and data) to
+                        a pcap file ("-w -": standard output)
 `
 
 func main() {
@@ -61,7 +64,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "l2tpctl: unknown output format %q (want table or json)\n\n%s", *output, usage)
 		return 2
 	}
-	req, err := parseCommand(fset.Args())
+	var (
+		req     admin.Request
+		capFile string
+		err     error
+	)
+	if a := fset.Args(); len(a) > 0 && a[0] == "capture" {
+		req, capFile, err = parseCapture(a[1:])
+	} else {
+		req, err = parseCommand(a)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "l2tpctl: %v\n\n%s", err, usage)
 		return 2
@@ -78,7 +90,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "l2tpctl: %v\n", err)
 		return 1
 	}
-	if *output == "json" {
+	if req.Cmd == admin.CmdCapture {
+		err = writeCapture(stdout, stderr, capFile, data)
+	} else if *output == "json" {
 		err = printJSON(stdout, data)
 	} else {
 		err = printTable(stdout, req, data)
@@ -119,6 +133,48 @@ func parseCommand(args []string) (admin.Request, error) {
 		return admin.Request{Cmd: admin.CmdLogLevel, Level: args[2]}, nil
 	}
 	return admin.Request{}, fmt.Errorf("unknown command %q", words)
+}
+
+// parseCapture reads the capture command's flags.
+func parseCapture(args []string) (admin.Request, string, error) {
+	fs := flag.NewFlagSet("capture", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	id := fs.Uint("session", 0, "session `ID`")
+	count := fs.Int("count", 0, "stop after `N` packets")
+	dur := fs.Duration("duration", 30*time.Second, "stop after this long")
+	file := fs.String("w", "", "pcap `file` to write")
+	if err := fs.Parse(args); err != nil {
+		return admin.Request{}, "", fmt.Errorf("capture: %w", err)
+	}
+	switch {
+	case fs.NArg() > 0:
+		return admin.Request{}, "", fmt.Errorf("capture: unexpected argument %q", fs.Arg(0))
+	case *id == 0 || *id > 0xffffffff:
+		return admin.Request{}, "", errors.New("capture needs --session ID")
+	case *file == "":
+		return admin.Request{}, "", errors.New("capture needs -w FILE")
+	case *dur < time.Second:
+		return admin.Request{}, "", errors.New("capture --duration must be at least 1s")
+	case *count < 0:
+		return admin.Request{}, "", errors.New("capture --count must not be negative")
+	}
+	return admin.Request{Cmd: admin.CmdCapture, ID: uint32(*id), Count: *count, Seconds: int(dur.Round(time.Second) / time.Second)}, *file, nil
+}
+
+func writeCapture(stdout, stderr io.Writer, file string, data json.RawMessage) error {
+	var c admin.Capture
+	if err := json.Unmarshal(data, &c); err != nil {
+		return fmt.Errorf("bad answer from l2tpd: %w", err)
+	}
+	if file == "-" {
+		_, err := stdout.Write(c.Pcap)
+		return err
+	}
+	if err := os.WriteFile(file, c.Pcap, 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "%d packets written to %s\n", c.Packets, file)
+	return nil
 }
 
 // dialHint turns a dial failure into what the operator should check.

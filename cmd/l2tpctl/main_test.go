@@ -285,3 +285,15 @@ func TestReloadCommandParsing(t *testing.T) {
 		t.Error("reload now accepted")
 	}
 }
+
+func TestCaptureParsing(t *testing.T) {
+	req, file, err := parseCapture([]string{"--session", "7", "--count", "50", "--duration", "5s", "-w", "out.pcap"})
+	if err != nil || req.Cmd != admin.CmdCapture || req.ID != 7 || req.Count != 50 || req.Seconds != 5 || file != "out.pcap" {
+		t.Fatalf("%+v %q %v", req, file, err)
+	}
+	for _, bad := range [][]string{{"-w", "x"}, {"--session", "7"}, {"--session", "7", "-w", "x", "--duration", "10ms"}, {"--session", "7", "-w", "x", "extra"}} {
+		if _, _, err := parseCapture(bad); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}

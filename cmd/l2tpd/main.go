@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/l2tpd/l2tpd/cmd/internal/admin"
 	"github.com/l2tpd/l2tpd/cmd/internal/config"
+	"github.com/l2tpd/l2tpd/cmd/internal/pcap"
 	"github.com/l2tpd/l2tpd/configs"
 	"github.com/l2tpd/l2tpd/control"
 )
@@ -45,6 +47,7 @@ type controlServer interface {
 	LocalAddrs() []net.Addr
 	Reload(ctx context.Context, cfg control.Config, dryRun bool) (control.Diff, error)
 	ConfigHash() string
+	Capture(ctx context.Context, sessionID uint32, count int, d time.Duration) ([]control.CapturedPacket, error)
 }
 
 type newServerFunc func(control.Config, *zap.Logger) (controlServer, error)
@@ -185,7 +188,18 @@ func serve(ctx context.Context, cfg *config.File, load func() (*config.File, err
 		adminDone <- admin.NewServer(srv, admin.Options{
 			SetLevel: levelSetter(atom),
 			Reload:   reload,
-			Log:      log.Named("admin"),
+			Capture: func(ctx context.Context, id uint32, count int, d time.Duration) (admin.Capture, error) {
+				pkts, err := srv.Capture(ctx, id, count, d)
+				if err != nil {
+					return admin.Capture{}, err
+				}
+				var buf bytes.Buffer
+				if err := pcap.Write(&buf, pkts); err != nil {
+					return admin.Capture{}, err
+				}
+				return admin.Capture{Packets: len(pkts), Pcap: buf.Bytes()}, nil
+			},
+			Log: log.Named("admin"),
 		}).Serve(ctx, ln)
 	}()
 	// SIGHUP reloads like `l2tpctl reload`.

@@ -165,6 +165,10 @@ func (f *fakeServer) Reload(_ context.Context, cfg control.Config, dryRun bool) 
 	return control.Diff{Changes: []string{"hostname changed"}, Applied: !dryRun}, nil
 }
 
+func (f *fakeServer) Capture(context.Context, uint32, int, time.Duration) ([]control.CapturedPacket, error) {
+	return nil, control.ErrNotFound
+}
+
 func (f *fakeServer) ConfigHash() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()

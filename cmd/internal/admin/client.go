@@ -33,7 +33,15 @@ func (c *Client) Do(req Request) (json.RawMessage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
-	c.conn.SetDeadline(time.Now().Add(c.Timeout))
+	timeout := c.Timeout
+	if req.Cmd == CmdCapture {
+		secs := req.Seconds
+		if secs <= 0 {
+			secs = defaultCaptureSeconds
+		}
+		timeout += time.Duration(secs) * time.Second
+	}
+	c.conn.SetDeadline(time.Now().Add(timeout))
 	_, werr := c.conn.Write(append(b, '\n'))
 	// Read even when the write failed: a daemon refusing the connection
 	// answers and closes before reading the request.

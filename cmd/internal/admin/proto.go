@@ -15,6 +15,7 @@ const (
 	CmdClearSession = "clear session"
 	CmdLogLevel     = "log level"
 	CmdReload       = "reload"
+	CmdCapture      = "capture"
 )
 
 // Request is one line sent to the daemon.
@@ -26,6 +27,15 @@ type Request struct {
 	Level string `json:"level,omitempty"`
 	// DryRun makes "reload" report its diff without applying it.
 	DryRun bool `json:"dry_run,omitempty"`
+	// Count and Seconds bound a "capture" of session ID.
+	Count   int `json:"count,omitempty"`
+	Seconds int `json:"seconds,omitempty"`
+}
+
+// Capture is the answer to "capture": the session's packets as a pcap.
+type Capture struct {
+	Packets int    `json:"packets"`
+	Pcap    []byte `json:"pcap"`
 }
 
 // Response is one line the daemon answers with.

@@ -38,6 +38,9 @@ type Options struct {
 	// Reload re-reads the configuration and applies it (or with dryRun
 	// only reports the diff). When nil, "reload" is refused.
 	Reload func(ctx context.Context, dryRun bool) (any, error)
+	// Capture records a session's packets as a pcap. When nil,
+	// "capture" is refused.
+	Capture func(ctx context.Context, sessionID uint32, count int, d time.Duration) (Capture, error)
 	// Log records the commands that change state. Nil discards.
 	Log *zap.Logger
 	// IdleTimeout is how long a connection may sit between requests
@@ -49,6 +52,9 @@ type Options struct {
 	// answered with an error and closed.
 	MaxConns int
 }
+
+// defaultCaptureSeconds bounds a capture that names no duration.
+const defaultCaptureSeconds = 30
 
 // Server serves the admin protocol: one JSON request per line, one JSON
 // response per line.
@@ -268,7 +274,15 @@ func (s *Server) Handle(ctx context.Context, line []byte) Response {
 	if err := dec.Decode(&req); err != nil {
 		return Response{Error: "bad request: " + err.Error()}
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
+	timeout := s.opts.CallTimeout
+	if normalize(req.Cmd) == CmdCapture {
+		// A capture runs for as long as it was asked to.
+		timeout += time.Duration(max(req.Seconds, 0)) * time.Second
+		if req.Seconds <= 0 {
+			timeout += time.Duration(defaultCaptureSeconds) * time.Second
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	data, err := s.do(ctx, req)
 	if err != nil {
@@ -313,6 +327,26 @@ func (s *Server) do(ctx context.Context, req Request) (any, error) {
 		}
 		s.opts.Log.Info("admin: cleared "+kind, zap.Uint32(field, req.ID))
 		return Cleared{Cleared: kind, ID: req.ID}, nil
+	case CmdCapture:
+		if s.opts.Capture == nil {
+			return nil, errors.New("this daemon cannot capture")
+		}
+		if req.ID == 0 {
+			return nil, errors.New("capture needs a session id")
+		}
+		secs := req.Seconds
+		if secs <= 0 {
+			secs = defaultCaptureSeconds
+		}
+		c, err := s.opts.Capture(ctx, req.ID, req.Count, time.Duration(secs)*time.Second)
+		if err != nil {
+			if errors.Is(err, control.ErrNotFound) {
+				return nil, fmt.Errorf("no session with id %d", req.ID)
+			}
+			return nil, err
+		}
+		s.opts.Log.Info("admin: captured session", zap.Uint32("session_id", req.ID), zap.Int("packets", c.Packets))
+		return c, nil
 	case CmdReload:
 		if s.opts.Reload == nil {
 			return nil, errors.New("this daemon cannot reload its configuration")
