@@ -22,6 +22,7 @@ CREATE TABLE sessions (
 	acct_session_id text        NOT NULL,
 	class           bytea,
 	started_at      timestamptz NOT NULL,
+	updated_at      timestamptz,
 	stopped_at      timestamptz,
 	cause           text,
 	in_octets       bigint      NOT NULL DEFAULT 0,

@@ -67,6 +67,9 @@ type SessionRecord struct {
 	AcctSessionID string
 	Class         []byte
 	Start         time.Time
+	// Updated is when Counters were last written (SessionUpdate,
+	// SessionStop); zero before.
+	Updated time.Time
 	// Stop and Cause are zero while the session is open.
 	Stop     time.Time
 	Cause    string

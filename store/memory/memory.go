@@ -143,13 +143,13 @@ func (s *Store) SessionUpdate(ctx context.Context, id string, c store.Counters, 
 		return err
 	}
 	defer s.mu.Unlock()
-	s.sessionUpdate(id, c)
+	s.sessionUpdate(id, c, at)
 	return nil
 }
 
-func (s *Store) sessionUpdate(id string, c store.Counters) {
+func (s *Store) sessionUpdate(id string, c store.Counters, at time.Time) {
 	if r, ok := s.sessions[id]; ok && r.Open() {
-		r.Counters = c
+		r.Counters, r.Updated = c, at
 	}
 }
 
@@ -167,7 +167,7 @@ func (s *Store) sessionStop(id, cause string, c store.Counters, at time.Time) {
 	if !ok || !r.Open() {
 		return
 	}
-	r.Stop, r.Cause, r.Counters = at, cause, c
+	r.Stop, r.Cause, r.Counters, r.Updated = at, cause, c, at
 	s.retireID(id)
 }
 
@@ -449,7 +449,7 @@ func (s *Store) Recover(ctx context.Context, node string, at time.Time) ([]store
 	orphans := s.active(node)
 	for i := range orphans {
 		s.sessionStop(orphans[i].ID, store.CauseNASReboot, orphans[i].Counters, at)
-		orphans[i].Stop, orphans[i].Cause = at, store.CauseNASReboot
+		orphans[i].Stop, orphans[i].Cause, orphans[i].Updated = at, store.CauseNASReboot, at
 	}
 	for k, l := range s.leases4 {
 		if l.Node == node {
@@ -484,7 +484,7 @@ func (s *Store) Apply(ctx context.Context, writer string, batch []store.Write) e
 		case store.WriteSessionStart:
 			s.sessionStart(w.Session)
 		case store.WriteSessionUpdate:
-			s.sessionUpdate(w.ID, w.Counters)
+			s.sessionUpdate(w.ID, w.Counters, w.At)
 		case store.WriteSessionStop:
 			s.sessionStop(w.ID, w.Cause, w.Counters, w.At)
 		case store.WriteReleaseIPv4:

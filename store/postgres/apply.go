@@ -23,7 +23,7 @@ func writeSQL(w *store.Write) (sql string, args []any, ok bool) {
 	case store.WriteSessionStart:
 		return sqlSessionStart, sessionStartArgs(&w.Session), true
 	case store.WriteSessionUpdate:
-		return sqlSessionUpdate, countersArgs(w.ID, w.Counters), true
+		return sqlSessionUpdate, append(countersArgs(w.ID, w.Counters), w.At), true
 	case store.WriteSessionStop:
 		return sqlSessionStop, append(countersArgs(w.ID, w.Counters), w.At, w.Cause), true
 	case store.WriteReleaseIPv4:

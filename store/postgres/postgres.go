@@ -149,11 +149,11 @@ RETURNING boot_epoch`, node).Scan(&epoch)
 }
 
 const sessionCols = `id, node, tunnel_id, session_id, peer_tunnel_id, peer_session_id,
-peer_addr, peer_port, username, ipv4, ipv6, acct_session_id, class, started_at, stopped_at,
-cause, in_octets, out_octets, in_packets, out_packets`
+peer_addr, peer_port, username, ipv4, ipv6, acct_session_id, class, started_at, updated_at,
+stopped_at, cause, in_octets, out_octets, in_packets, out_packets`
 
 const sqlSessionStart = `INSERT INTO sessions (` + sessionCols + `)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
 ON CONFLICT (id) DO NOTHING`
 
 func sessionStartArgs(r *store.SessionRecord) []any {
@@ -163,7 +163,7 @@ func sessionStartArgs(r *store.SessionRecord) []any {
 	}
 	return []any{r.ID, r.Node, int64(r.TunnelID), int64(r.SessionID), int64(r.PeerTunnelID),
 		int64(r.PeerSessionID), peer, port, r.User, addrArg(r.IPv4), prefixArg(r.IPv6),
-		r.AcctSessionID, r.Class, r.Start, timeArg(r.Stop), strArg(r.Cause),
+		r.AcctSessionID, r.Class, r.Start, timeArg(r.Updated), timeArg(r.Stop), strArg(r.Cause),
 		int64(r.Counters.InOctets), int64(r.Counters.OutOctets),
 		int64(r.Counters.InPackets), int64(r.Counters.OutPackets)}
 }
@@ -175,12 +175,12 @@ func scanSession(row pgx.Row) (store.SessionRecord, error) {
 		peer                 *netip.Prefix
 		port                 *int32
 		ipv4, ipv6           *netip.Prefix
-		stop                 *time.Time
+		updated, stop        *time.Time
 		cause                *string
 		inO, outO, inP, outP int64
 	)
 	err := row.Scan(&r.ID, &r.Node, &tid, &sid, &ptid, &psid, &peer, &port, &r.User,
-		&ipv4, &ipv6, &r.AcctSessionID, &r.Class, &r.Start, &stop, &cause,
+		&ipv4, &ipv6, &r.AcctSessionID, &r.Class, &r.Start, &updated, &stop, &cause,
 		&inO, &outO, &inP, &outP)
 	if err != nil {
 		return r, err
@@ -194,6 +194,9 @@ func scanSession(row pgx.Row) (store.SessionRecord, error) {
 	}
 	if ipv6 != nil {
 		r.IPv6 = *ipv6
+	}
+	if updated != nil {
+		r.Updated = *updated
 	}
 	if stop != nil {
 		r.Stop = *stop
@@ -210,20 +213,20 @@ func (s *Store) SessionStart(ctx context.Context, rec store.SessionRecord) error
 	return wrap("session start", err)
 }
 
-const sqlSessionUpdate = `UPDATE sessions SET in_octets = $2, out_octets = $3, in_packets = $4, out_packets = $5
-WHERE id = $1 AND stopped_at IS NULL`
+const sqlSessionUpdate = `UPDATE sessions SET in_octets = $2, out_octets = $3, in_packets = $4, out_packets = $5,
+updated_at = $6 WHERE id = $1 AND stopped_at IS NULL`
 
 func countersArgs(id string, c store.Counters) []any {
 	return []any{id, int64(c.InOctets), int64(c.OutOctets), int64(c.InPackets), int64(c.OutPackets)}
 }
 
 func (s *Store) SessionUpdate(ctx context.Context, id string, c store.Counters, at time.Time) error {
-	_, err := s.pool.Exec(ctx, sqlSessionUpdate, countersArgs(id, c)...)
+	_, err := s.pool.Exec(ctx, sqlSessionUpdate, append(countersArgs(id, c), at)...)
 	return wrap("session update", err)
 }
 
 const sqlSessionStop = `UPDATE sessions SET in_octets = $2, out_octets = $3, in_packets = $4, out_packets = $5,
-stopped_at = $6, cause = $7 WHERE id = $1 AND stopped_at IS NULL`
+stopped_at = $6, updated_at = $6, cause = $7 WHERE id = $1 AND stopped_at IS NULL`
 
 func (s *Store) SessionStop(ctx context.Context, id, cause string, c store.Counters, at time.Time) error {
 	_, err := s.pool.Exec(ctx, sqlSessionStop, append(countersArgs(id, c), at, cause)...)
@@ -477,7 +480,7 @@ func (s *Store) Events(ctx context.Context, session string) ([]store.Event, erro
 func (s *Store) Recover(ctx context.Context, node string, at time.Time) (orphans []store.SessionRecord, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
-		orphans, err = querySessions(ctx, tx, `UPDATE sessions SET stopped_at = $2, cause = $3
+		orphans, err = querySessions(ctx, tx, `UPDATE sessions SET stopped_at = $2, updated_at = $2, cause = $3
 WHERE node = $1 AND stopped_at IS NULL RETURNING `+sessionCols, node, at, store.CauseNASReboot)
 		if err != nil {
 			return err

@@ -114,6 +114,9 @@ func DiffSession(got, want store.SessionRecord) string {
 	if !sameTime(got.Start, want.Start) {
 		add("Start", got.Start, want.Start)
 	}
+	if !sameTime(got.Updated, want.Updated) {
+		add("Updated", got.Updated, want.Updated)
+	}
 	if !sameTime(got.Stop, want.Stop) {
 		add("Stop", got.Stop, want.Stop)
 	}
@@ -177,8 +180,9 @@ func testSessionLifecycle(t *testing.T, newStores NewStores) {
 		t.Fatal(err)
 	}
 	got, _ = s.Session(c, "s1")
-	if got.Counters != c1 || !got.Open() {
-		t.Fatalf("after update: counters %+v open %v; want %+v open", got.Counters, got.Open(), c1)
+	if got.Counters != c1 || !got.Open() || !got.Updated.Equal(T0.Add(time.Minute)) {
+		t.Fatalf("after update: counters %+v open %v updated %v; want %+v open updated %v",
+			got.Counters, got.Open(), got.Updated, c1, T0.Add(time.Minute))
 	}
 
 	c2 := c1
@@ -188,7 +192,7 @@ func testSessionLifecycle(t *testing.T, newStores NewStores) {
 		t.Fatal(err)
 	}
 	want := rec
-	want.Counters, want.Stop, want.Cause = c2, stop, "User-Request"
+	want.Counters, want.Stop, want.Cause, want.Updated = c2, stop, "User-Request", stop
 	got, err = s.Session(c, "s1")
 	if err != nil {
 		t.Fatal(err)
@@ -237,7 +241,7 @@ func testSessionIdempotent(t *testing.T, newStores NewStores) {
 		t.Fatal(err)
 	}
 	want := rec
-	want.Stop, want.Cause, want.Counters = stop, "Lost-Carrier", cnt
+	want.Stop, want.Cause, want.Counters, want.Updated = stop, "Lost-Carrier", cnt, stop
 	if d := DiffSession(got, want); d != "" {
 		t.Fatalf("after repeated writes: %s", d)
 	}
@@ -686,7 +690,7 @@ func testRecover(t *testing.T, newStores NewStores) {
 	}
 	// RFC 2866 §5.10: Acct-Terminate-Cause NAS-Reboot for each.
 	want := Session("a1", "lns1", "alice", 2)
-	want.Counters, want.Stop, want.Cause = cnt, at, store.CauseNASReboot
+	want.Counters, want.Stop, want.Cause, want.Updated = cnt, at, store.CauseNASReboot, at
 	if d := DiffSession(orphans[0], want); d != "" {
 		t.Fatalf("orphan a1: %s", d)
 	}
