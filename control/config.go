@@ -38,6 +38,9 @@ type Config struct {
 	// Users are the local PPP users (name → password), the embedded
 	// authentication backend when no RADIUS server is configured.
 	Users map[string]string
+	// RADIUS, when it names servers, authenticates and accounts instead
+	// of Users.
+	RADIUS RADIUS
 	// TUN is the device subscribers' IP traffic is forwarded through.
 	// An empty Name disables the datapath (control plane only).
 	TUN TUN

@@ -40,6 +40,7 @@ type Server struct {
 	// decision, replaced whole by Reload.
 	snap     atomic.Pointer[snapshot]
 	reloadMu sync.Mutex
+	aaa      aaaState
 	shards   []*shard
 	seed     maphash.Seed
 	tunnels  atomic.Int64 // across shards, for Limits.MaxTunnels
@@ -113,6 +114,12 @@ func (s *Server) Run(ctx context.Context) error {
 			s.log.Warn("kernel routes for the pools", zap.Error(err))
 		}
 	}
+	if err := s.startAAA(); err != nil {
+		dctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = eng.Run(dctx)
+		return err
+	}
 	dctx, stopDatapath := context.WithCancel(context.Background())
 	dpDone := make(chan error, 1)
 	go func() { dpDone <- eng.Run(dctx) }()
@@ -137,6 +144,7 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	s.stopAAA()
 	stopDatapath()
 	err = <-dpDone
 	for _, sh := range s.shards {

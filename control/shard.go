@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/l2tpd/l2tpd/aaa"
 	"github.com/l2tpd/l2tpd/control/tunnel"
 	"github.com/l2tpd/l2tpd/control/wire"
 	"github.com/l2tpd/l2tpd/datapath"
@@ -162,6 +163,7 @@ type shard struct {
 	perPeer  map[netip.Addr]int
 	subs     map[datapath.SessionKey]*subscriber
 	captures map[uint32]*capture // by tunnel ID, while an operator captures
+	auth     chan authResult
 	timers   timerHeap
 	out      [][]byte
 	counters map[string]uint64
@@ -180,6 +182,7 @@ func newShard(s *Server, i int) *shard {
 		perPeer:  make(map[netip.Addr]int),
 		subs:     make(map[datapath.SessionKey]*subscriber),
 		captures: make(map[uint32]*capture),
+		auth:     make(chan authResult, 4096),
 		counters: make(map[string]uint64),
 	}
 }
@@ -196,6 +199,8 @@ func (sh *shard) run() {
 			bufPool.Put(&b)
 		case fn := <-sh.cmd:
 			fn()
+		case ar := <-sh.auth:
+			sh.onAuthResult(ar, time.Now())
 		case <-timer.C:
 			sh.expire(time.Now())
 		case <-sh.quit:
@@ -329,6 +334,9 @@ func (sh *shard) report(e *entry, ev tunnel.Event, now time.Time) {
 		}
 		sh.counters["sessions_closed"]++
 		if sub := sh.subs[sessionKey(e.t, ev.SessionID)]; sub != nil && sub.e == e {
+			if !sub.started.IsZero() {
+				sh.accounting(sub, aaa.AcctStop, stopCause(sub, ev), now)
+			}
 			sh.stopPPP(sub.key)
 		}
 		f := append(tf, zap.Uint32("session_id", ev.SessionID), zap.Uint16("result", ev.Result.Code), zap.Uint16("error", ev.Result.Error),

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/l2tpd/l2tpd/aaa"
 	"github.com/l2tpd/l2tpd/control/pool"
 	"github.com/l2tpd/l2tpd/control/tunnel"
 	"github.com/l2tpd/l2tpd/control/wire"
@@ -47,8 +48,17 @@ type subscriber struct {
 	ipcpUp    bool
 	ipv6Up    bool
 	authProto ppp.AuthProto
-	scheduled time.Time
-	closing   bool
+
+	// RADIUS: accounting and the limits an Access-Accept set.
+	acctID                               string
+	class                                [][]byte
+	started                              time.Time
+	sessionTimeout, idleTimeout, interim time.Duration
+	interimNext, sessionEnd, idleCheck   time.Time
+	idleRx, idleTx                       uint64
+	cause                                aaa.TerminateCause
+	scheduled                            time.Time
+	closing                              bool
 }
 
 // pppState names the subscriber's progress for l2tpctl.
@@ -120,7 +130,8 @@ func (sh *shard) preparePPP(e *entry, s *tunnel.Session) *subscriber {
 	if pol.Pool != "" {
 		poolName = pol.Pool
 	}
-	sub := &subscriber{e: e, sess: s, key: key, eng: eng, pool: snap.pools[poolName], policy: renegotiatePolicy(pol.Renegotiate)}
+	sub := &subscriber{e: e, sess: s, key: key, eng: eng, pool: snap.pools[poolName], policy: renegotiatePolicy(pol.Renegotiate),
+		acctID: srv.newAcctSessionID()}
 	if err := srv.dp.Install(sh.datapathSession(sub)); err != nil {
 		srv.log.Error("datapath install", zap.Error(err), zap.Uint32("session_id", s.ID))
 		return nil
@@ -262,7 +273,18 @@ func (sh *shard) flushPPP(sub *subscriber, now time.Time) {
 	if sh.subs[sub.key] != sub {
 		return
 	}
+	sh.schedule(sub)
+}
+
+// schedule puts the subscriber's next deadline in the shard's heap: its
+// PPP timers, router advertisements, accounting and RADIUS timeouts.
+func (sh *shard) schedule(sub *subscriber) {
 	d, ok := sub.eng.Deadline()
+	for _, t := range []time.Time{sub.interimNext, sub.sessionEnd, sub.idleCheck} {
+		if !t.IsZero() && (!ok || t.Before(d)) {
+			d, ok = t, true
+		}
+	}
 	if sub.ipv6Up && !sub.raNext.IsZero() && (!ok || sub.raNext.Before(d)) {
 		d, ok = sub.raNext, true
 	}
@@ -280,18 +302,16 @@ func (sh *shard) pppEvent(sub *subscriber, ev ppp.Event, now time.Time) {
 	case ppp.EventAuthRequest:
 		sub.user = ev.Auth.User
 		sub.authProto = ev.Auth.Protocol
+		if sh.radiusAuth(sub, ev.Auth, now) {
+			break // the answer comes back through the shard's queue
+		}
 		res := sh.srv.snap.Load().users.Authenticate(ev.Auth)
-		if res.Accept && sub.ipv4.IsValid() {
-			// Authenticated again after an LCP restart: keep the lease.
-			res.PeerIPv4 = sub.ipv4
-		} else if res.Accept && sub.pool != nil {
-			a, err := sub.pool.LeaseIPv4(sub.owner())
-			if err != nil {
+		if res.Accept {
+			if a, ok := sh.framedAddress(sub, netip.Addr{}); ok {
+				res.PeerIPv4 = a
+			} else {
 				res = ppp.AuthResult{Accept: false, Message: "no address available"}
 				sh.counters["pool_exhausted"]++
-			} else {
-				sub.ipv4 = a
-				res.PeerIPv4 = a
 			}
 		}
 		if !res.Accept {
@@ -319,6 +339,7 @@ func (sh *shard) pppEvent(sub *subscriber, ev ppp.Event, now time.Time) {
 		if ev.Network.Protocol == ppp.ProtoIPv6CP {
 			sh.sendRA(sub, now)
 		}
+		sh.accountingStart(sub, now)
 		log.Info("subscriber online", append(fields, zap.String("user", sub.user), zap.Stringer("ipv4", sub.ipv4), zap.Stringer("ipv6", sub.ipv6))...)
 	case ppp.EventNetworkDown:
 		if ev.Network.Protocol == ppp.ProtoIPCP {
@@ -330,6 +351,9 @@ func (sh *shard) pppEvent(sub *subscriber, ev ppp.Event, now time.Time) {
 		sh.installRoutes(sub)
 	case ppp.EventLinkDown:
 		res, cause := cdnFor(ev.Reason, sub.authProto)
+		if sub.cause == 0 {
+			sub.cause = aaa.CauseFromPPP(ev.Reason)
+		}
 		log.Info("ppp down", append(fields, zap.String("user", sub.user), zap.String("reason", ev.Reason.String()))...)
 		sh.counters["ppp_down_"+strings.ReplaceAll(ev.Reason.String(), " ", "_")]++
 		sub.closing = true
@@ -374,6 +398,10 @@ func (sh *shard) stopPPP(key datapath.SessionKey) {
 func (sh *shard) tickPPP(sub *subscriber, now time.Time) {
 	if sub.ipv6Up && !sub.raNext.IsZero() && !now.Before(sub.raNext) {
 		sh.sendRA(sub, now)
+	}
+	sh.subscriberTimers(sub, now)
+	if sh.subs[sub.key] != sub {
+		return // disconnected
 	}
 	sub.eng.Tick(now, &sub.out)
 	sh.flushPPP(sub, now)

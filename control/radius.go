@@ -1,0 +1,404 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/l2tpd/l2tpd/aaa"
+	"github.com/l2tpd/l2tpd/control/tunnel"
+	"github.com/l2tpd/l2tpd/datapath"
+	"github.com/l2tpd/l2tpd/ppp"
+)
+
+// RADIUS configures authentication, accounting and dynamic
+// authorization; with no servers local users decide.
+type RADIUS struct {
+	Auth, Acct    []RADIUSServer
+	NASIdentifier string
+	NASIPAddress  netip.Addr
+	Timeout       time.Duration
+	Retries       int
+	// InterimInterval applies when the Access-Accept carries no
+	// Acct-Interim-Interval; zero sends no interim updates then.
+	InterimInterval time.Duration
+	// DAEListen is the UDP address of the RFC 5176 server ("" off).
+	DAEListen  string
+	DAEClients []DAEClient
+}
+
+// RADIUSServer is one RADIUS server; the lowest Priority alive is used.
+type RADIUSServer struct {
+	Addr     netip.AddrPort
+	Secret   string
+	Priority int
+}
+
+// DAEClient may send Disconnect- and CoA-Requests.
+type DAEClient struct {
+	Addr   netip.Addr
+	Secret string
+}
+
+// aaaState is the RADIUS side of a Server.
+type aaaState struct {
+	client  *aaa.Client
+	acct    *aaa.Accounting
+	spool   *aaa.MemSpool
+	dae     *aaa.DAE
+	daeConn *net.UDPConn
+	boot    int64
+	seq     atomic.Uint64
+}
+
+// authResult carries a RADIUS answer back to the shard that asked.
+type authResult struct {
+	key datapath.SessionKey
+	sub *subscriber
+	res aaa.Result
+}
+
+func (s *Server) startAAA() error {
+	r := s.config().RADIUS
+	s.aaa.boot = time.Now().Unix()
+	if len(r.Auth) == 0 && len(r.Acct) == 0 && r.DAEListen == "" {
+		return nil
+	}
+	nas := aaa.NAS{Identifier: r.NASIdentifier, IPAddress: r.NASIPAddress}
+	if nas.Identifier == "" {
+		nas.Identifier = s.config().HostName
+	}
+	if len(r.Auth) > 0 || len(r.Acct) > 0 {
+		conv := func(l []RADIUSServer) []aaa.Server {
+			var out []aaa.Server
+			for _, v := range l {
+				out = append(out, aaa.Server{Addr: v.Addr, Secret: v.Secret, Priority: v.Priority})
+			}
+			return out
+		}
+		c, err := aaa.NewClient(aaa.Config{Auth: conv(r.Auth), Acct: conv(r.Acct), NAS: nas,
+			Timing: aaa.Timing{Timeout: r.Timeout, Retries: r.Retries}})
+		if err != nil {
+			return fmt.Errorf("control: radius: %w", err)
+		}
+		s.aaa.client = c
+		if len(r.Acct) > 0 {
+			s.aaa.spool = &aaa.MemSpool{}
+			s.aaa.acct = aaa.NewAccounting(c, s.aaa.spool, aaa.AcctConfig{})
+		}
+	}
+	if r.DAEListen != "" {
+		ap, err := netip.ParseAddrPort(r.DAEListen)
+		if err != nil {
+			return fmt.Errorf("control: dae listen %q: %w", r.DAEListen, err)
+		}
+		conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
+		if err != nil {
+			return fmt.Errorf("control: dae: %w", err)
+		}
+		var clients []aaa.DAEClient
+		for _, c := range r.DAEClients {
+			clients = append(clients, aaa.DAEClient{Addr: c.Addr, Secret: c.Secret})
+		}
+		s.aaa.dae = aaa.NewDAE(aaa.DAEConfig{Clients: clients, NAS: nas}, s)
+		s.aaa.daeConn = conn
+		go func() { _ = s.aaa.dae.Serve(conn) }()
+		s.log.Info("dynamic authorization server", zap.String("addr", conn.LocalAddr().String()))
+	}
+	return nil
+}
+
+// stopAAA flushes accounting (bounded) and closes the RADIUS side.
+func (s *Server) stopAAA() {
+	a := &s.aaa
+	if a.daeConn != nil {
+		a.daeConn.Close()
+	}
+	if a.acct != nil {
+		deadline := time.Now().Add(3 * time.Second)
+		for a.spool.Len() > 0 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if n := a.spool.Len(); n > 0 {
+			s.log.Warn("accounting records not delivered at shutdown", zap.Int("records", n))
+		}
+		a.acct.Close()
+	}
+	if a.client != nil {
+		a.client.Close()
+	}
+}
+
+// DAEAddr is the bound address of the dynamic authorization server.
+func (s *Server) DAEAddr() net.Addr {
+	if s.aaa.daeConn == nil {
+		return nil
+	}
+	return s.aaa.daeConn.LocalAddr()
+}
+
+// aaaSession describes a subscriber to RADIUS.
+func (sh *shard) aaaSession(sub *subscriber) aaa.Session {
+	e, s := sub.e, sub.sess
+	cfg := sh.srv.config()
+	return aaa.Session{
+		User:                 sub.user,
+		NASPort:              s.ID,
+		CallingStationID:     s.CallingNumber,
+		CalledStationID:      s.CalledNumber,
+		TxConnectSpeed:       s.TxSpeed,
+		RxConnectSpeed:       s.RxSpeed,
+		AcctSessionID:        sub.acctID,
+		TunnelClientEndpoint: e.peer.Addr(),
+		TunnelServerEndpoint: e.local,
+		TunnelAssignmentID:   e.t.Peer().HostName,
+		TunnelClientAuthID:   e.t.Peer().HostName,
+		TunnelServerAuthID:   cfg.HostName,
+	}
+}
+
+// radiusAuth sends the PPP credentials to RADIUS; the answer comes back
+// through the shard's queue.
+func (sh *shard) radiusAuth(sub *subscriber, req *ppp.AuthRequest, now time.Time) bool {
+	c := sh.srv.aaa.client
+	if c == nil || len(sh.srv.config().RADIUS.Auth) == 0 {
+		return false
+	}
+	key := sub.key
+	r := &aaa.Request{Session: sh.aaaSession(sub), Auth: *req}
+	err := c.Authenticate(r, func(res aaa.Result) {
+		select {
+		case sh.auth <- authResult{key: key, sub: sub, res: res}:
+		default:
+			// The shard is overwhelmed: the subscriber's PPP times the
+			// authentication out and it retries.
+			sh.srv.drops.inc(dropOverload)
+		}
+	})
+	if err != nil {
+		sh.counters["radius_refused"]++
+		sub.eng.AuthResult(now, ppp.AuthResult{Message: "authentication unavailable"}, &sub.out)
+	}
+	return true
+}
+
+// onAuthResult applies a RADIUS answer to its subscriber.
+func (sh *shard) onAuthResult(ar authResult, now time.Time) {
+	sub := sh.subs[ar.key]
+	if sub == nil || sub != ar.sub {
+		sh.counters["radius_late_answer"]++
+		return
+	}
+	res := ar.res.PPP
+	switch {
+	case ar.res.Err != nil:
+		sh.counters["radius_unavailable"]++
+		res = ppp.AuthResult{Message: "authentication unavailable"}
+	case !ar.res.Accept:
+		sh.counters["auth_rejected"]++
+	default:
+		a := ar.res.Attrs
+		sub.class = a.Class
+		sub.sessionTimeout, sub.idleTimeout, sub.interim = a.SessionTimeout, a.IdleTimeout, a.AcctInterimInterval
+		if a.FramedPool != "" {
+			if p := sh.srv.snap.Load().pools[a.FramedPool]; p != nil {
+				sub.pool = p
+			}
+		}
+		if addr, ok := sh.framedAddress(sub, a.FramedIPAddress); ok {
+			res.PeerIPv4 = addr
+		} else {
+			res = ppp.AuthResult{Message: "no address available"}
+			sh.counters["pool_exhausted"]++
+		}
+	}
+	sub.eng.AuthResult(now, res, &sub.out)
+	sh.flushPPP(sub, now)
+	if e := sh.tunnels[sub.e.t.ID()]; e == sub.e {
+		sh.service(e, now)
+	}
+}
+
+// framedAddress picks the subscriber's IPv4: RADIUS's Framed-IP-Address
+// (reserved in its pool when it lies in one), or a pool lease.
+func (sh *shard) framedAddress(sub *subscriber, framed netip.Addr) (netip.Addr, bool) {
+	if sub.ipv4.IsValid() {
+		return sub.ipv4, true
+	}
+	// 255.255.255.254 means "the NAS picks" (RFC 2865 §5.8).
+	if framed.IsValid() && framed != netip.AddrFrom4([4]byte{255, 255, 255, 254}) && framed != netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		if sub.pool != nil && sub.pool.Contains(framed) {
+			if err := sub.pool.Reserve(framed, sub.owner()); err != nil {
+				return netip.Addr{}, false
+			}
+		} else {
+			sub.pool = nil // not ours to release
+		}
+		sub.ipv4 = framed
+		return framed, true
+	}
+	if sub.pool == nil {
+		return netip.Addr{}, false
+	}
+	a, err := sub.pool.LeaseIPv4(sub.owner())
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	sub.ipv4 = a
+	return a, true
+}
+
+// accounting sends a record when accounting servers are configured.
+func (sh *shard) accounting(sub *subscriber, status aaa.AcctStatus, cause aaa.TerminateCause, now time.Time) {
+	a := sh.srv.aaa.acct
+	if a == nil || sub.acctID == "" {
+		return
+	}
+	rec := aaa.AcctRecord{Session: sh.aaaSession(sub), Status: status, Time: now, FramedIPAddress: sub.ipv4,
+		FramedIPv6Prefix: sub.ipv6, Class: sub.class, TerminateCause: cause}
+	if !sub.started.IsZero() {
+		rec.SessionTime = now.Sub(sub.started)
+	}
+	if c, ok := sh.srv.dp.Counters(sub.key); ok {
+		// Input is what the subscriber sent (RFC 2866 §5.3).
+		rec.InputOctets, rec.InputPackets, rec.OutputOctets, rec.OutputPackets = c.RxBytes, c.RxPackets, c.TxBytes, c.TxPackets
+	}
+	if err := a.Send(rec); err != nil {
+		sh.counters["accounting_errors"]++
+		sh.srv.log.Error("accounting record lost", zap.String("acct_session_id", sub.acctID), zap.Error(err))
+		return
+	}
+	sh.counters["accounting_"+status.String()]++
+}
+
+// newAcctSessionID is unique across restarts: boot time and a counter.
+func (s *Server) newAcctSessionID() string {
+	return fmt.Sprintf("%08X%08X", uint32(s.aaa.boot), uint32(s.aaa.seq.Add(1)))
+}
+
+// accountingStart opens the accounting session when the subscriber
+// first gets an address.
+func (sh *shard) accountingStart(sub *subscriber, now time.Time) {
+	if !sub.started.IsZero() {
+		return
+	}
+	sub.started = now
+	sh.accounting(sub, aaa.AcctStart, 0, now)
+	if iv := sub.interimInterval(sh.srv.config()); iv > 0 {
+		sub.interimNext = now.Add(iv)
+	}
+	if sub.sessionTimeout > 0 {
+		sub.sessionEnd = now.Add(sub.sessionTimeout)
+	}
+	if sub.idleTimeout > 0 {
+		sub.idleCheck = now.Add(sub.idleTimeout)
+	}
+}
+
+func (sub *subscriber) interimInterval(cfg *Config) time.Duration {
+	if sub.interim > 0 {
+		return max(sub.interim, time.Minute) // RFC 2869 §5.16: not below 60s
+	}
+	return cfg.RADIUS.InterimInterval
+}
+
+// subscriberTimers runs accounting, Session-Timeout and Idle-Timeout.
+func (sh *shard) subscriberTimers(sub *subscriber, now time.Time) {
+	if !sub.interimNext.IsZero() && !now.Before(sub.interimNext) {
+		sh.accounting(sub, aaa.AcctInterim, 0, now)
+		sub.interimNext = now.Add(sub.interimInterval(sh.srv.config()))
+	}
+	if !sub.sessionEnd.IsZero() && !now.Before(sub.sessionEnd) && !sub.closing {
+		sub.cause = aaa.CauseSessionTimeout
+		sh.disconnect(sub, now)
+		return
+	}
+	if !sub.idleCheck.IsZero() && !now.Before(sub.idleCheck) && !sub.closing {
+		c, _ := sh.srv.dp.Counters(sub.key)
+		if c.RxPackets == sub.idleRx && c.TxPackets == sub.idleTx {
+			sub.cause = aaa.CauseIdleTimeout
+			sh.disconnect(sub, now)
+			return
+		}
+		sub.idleRx, sub.idleTx = c.RxPackets, c.TxPackets
+		sub.idleCheck = now.Add(sub.idleTimeout)
+	}
+}
+
+// disconnect ends a subscriber's session from our side.
+func (sh *shard) disconnect(sub *subscriber, now time.Time) {
+	sub.closing = true
+	sh.clearSession(sub.e, sub.sess.ID, now)
+}
+
+// Disconnect ends the sessions a Disconnect-Request matches (RFC 5176).
+func (s *Server) Disconnect(m aaa.Match) (int, error) {
+	return s.eachMatch(m, func(sh *shard, sub *subscriber, now time.Time) {
+		sub.cause = aaa.CauseAdminReset
+		sh.disconnect(sub, now)
+		sh.service(sub.e, now)
+	})
+}
+
+// Change applies a CoA-Request's new timeouts (RFC 5176 §3.2).
+func (s *Server) Change(m aaa.Match, c aaa.Change) (int, error) {
+	return s.eachMatch(m, func(sh *shard, sub *subscriber, now time.Time) {
+		if c.SessionTimeout > 0 {
+			sub.sessionTimeout = c.SessionTimeout
+			sub.sessionEnd = now.Add(c.SessionTimeout)
+		}
+		if c.IdleTimeout > 0 {
+			sub.idleTimeout = c.IdleTimeout
+			sub.idleCheck = now.Add(c.IdleTimeout)
+		}
+		sh.schedule(sub)
+	})
+}
+
+func (s *Server) eachMatch(m aaa.Match, fn func(*shard, *subscriber, time.Time)) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	n := 0
+	err := s.eachShard(ctx, func(sh *shard) {
+		now := time.Now()
+		var hit []*subscriber
+		for _, sub := range sh.subs {
+			if m.AcctSessionID != "" && m.AcctSessionID != sub.acctID ||
+				m.UserName != "" && m.UserName != sub.user ||
+				m.FramedIP.IsValid() && m.FramedIP != sub.ipv4 {
+				continue
+			}
+			if m.AcctSessionID == "" && m.UserName == "" && !m.FramedIP.IsValid() {
+				continue
+			}
+			hit = append(hit, sub)
+		}
+		for _, sub := range hit {
+			fn(sh, sub, now)
+		}
+		mu.Lock()
+		n += len(hit)
+		mu.Unlock()
+	})
+	return n, err
+}
+
+// stopCause is the Acct-Terminate-Cause of a session going down.
+func stopCause(sub *subscriber, ev tunnel.Event) aaa.TerminateCause {
+	switch {
+	case sub.cause != 0:
+		return sub.cause
+	case ev.Cause != nil:
+		return aaa.CauseFromDisconnect(ev.Cause.Code, ev.Cause.Direction)
+	case ev.ByPeer:
+		return aaa.CauseFromCDN(ev.Result.Code)
+	}
+	return aaa.CauseFromCDN(ev.Result.Code)
+}
