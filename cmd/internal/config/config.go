@@ -32,6 +32,8 @@ type File struct {
 	Pools []control.Pool
 	// Metrics is the Prometheus endpoint.
 	Metrics Metrics
+	// RADIUS authenticates and accounts when it names servers.
+	RADIUS control.RADIUS
 }
 
 // Metrics configures the Prometheus endpoint; an empty Listen turns it
@@ -167,6 +169,7 @@ func (f *File) Control() control.Config {
 		Limits:            f.Limits,
 		TUN:               f.TUN,
 		PPP:               f.PPP,
+		RADIUS:            cloneRADIUS(f.RADIUS),
 	}
 	cfg.PPP.Auth = slices.Clone(f.PPP.Auth)
 	cfg.PPP.DNS = slices.Clone(f.PPP.DNS)

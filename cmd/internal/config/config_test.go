@@ -689,3 +689,34 @@ func TestMetricsListen(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+func TestRADIUSSection(t *testing.T) {
+	f, err := Parse([]byte(`radius:
+  nas_identifier: lns1
+  timeout: 2s
+  retries: 1
+  interim_interval: 300s
+  auth_servers:
+    - {address: "192.0.2.10:1812", secret: one, priority: 1}
+    - {address: "192.0.2.11:1812", secret: two}
+  acct_servers:
+    - {address: "192.0.2.10:1813", secret: one}
+  dae:
+    listen: "127.0.0.1:3799"
+    clients: [{address: 192.0.2.10, secret: dae}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := f.Control().RADIUS
+	if len(r.Auth) != 2 || r.Auth[0].Priority != 1 || r.Auth[1].Addr.Port() != 1812 || len(r.Acct) != 1 ||
+		r.NASIdentifier != "lns1" || r.InterimInterval != 300*time.Second || r.DAEListen != "127.0.0.1:3799" || len(r.DAEClients) != 1 {
+		t.Fatalf("%+v", r)
+	}
+	_, err = Parse([]byte("radius:\n  auth_servers:\n    - {address: \"nohost\", secret: x}\n    - {address: \"192.0.2.1:1812\"}\n  interim_interval: 10s\n"))
+	for _, want := range []string{"radius.auth_servers[0].address", "radius.auth_servers[1] (line 4): needs address and secret", "radius.interim_interval"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+}

@@ -101,6 +101,7 @@ func (d *decoder) root(n *yaml.Node, f *File) {
 		{"ppp", func(p string, v *yaml.Node) { d.pppPolicy(p, v, &f.PPP) }},
 		{"pools", func(p string, v *yaml.Node) { d.pools(p, v, f) }},
 		{"metrics", func(p string, v *yaml.Node) { d.metrics(p, v, &f.Metrics) }},
+		{"radius", func(p string, v *yaml.Node) { d.radius(p, v, &f.RADIUS) }},
 	})
 	d.crossCheck(f)
 }
