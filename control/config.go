@@ -41,6 +41,8 @@ type Config struct {
 	// RADIUS, when it names servers, authenticates and accounts instead
 	// of Users.
 	RADIUS RADIUS
+	// Store is where sessions are recorded for restart recovery.
+	Store Store
 	// TUN is the device subscribers' IP traffic is forwarded through.
 	// An empty Name disables the datapath (control plane only).
 	TUN TUN
@@ -133,7 +135,8 @@ func DefaultConfig() Config {
 			EchoInterval: 30 * time.Second,
 			EchoFailures: 3,
 		},
-		TUN: TUN{MTU: 1500},
+		TUN:   TUN{MTU: 1500},
+		Store: Store{Backend: "memory"},
 		Limits: Limits{
 			MaxTunnels:           4096,
 			MaxSessions:          65536,

@@ -41,6 +41,7 @@ type Server struct {
 	snap     atomic.Pointer[snapshot]
 	reloadMu sync.Mutex
 	aaa      aaaState
+	state    stateStore
 	shards   []*shard
 	seed     maphash.Seed
 	tunnels  atomic.Int64 // across shards, for Limits.MaxTunnels
@@ -114,10 +115,18 @@ func (s *Server) Run(ctx context.Context) error {
 			s.log.Warn("kernel routes for the pools", zap.Error(err))
 		}
 	}
-	if err := s.startAAA(); err != nil {
+	abort := func() {
 		dctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		_ = eng.Run(dctx)
+		_ = eng.Run(dctx) // releases the sockets and the TUN
+	}
+	if err := s.startAAA(); err != nil {
+		abort()
+		return err
+	}
+	if err := s.openStore(ctx); err != nil {
+		abort()
+		s.stopAAA()
 		return err
 	}
 	dctx, stopDatapath := context.WithCancel(context.Background())
@@ -144,6 +153,7 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	s.closeStore()
 	s.stopAAA()
 	stopDatapath()
 	err = <-dpDone

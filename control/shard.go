@@ -335,7 +335,9 @@ func (sh *shard) report(e *entry, ev tunnel.Event, now time.Time) {
 		sh.counters["sessions_closed"]++
 		if sub := sh.subs[sessionKey(e.t, ev.SessionID)]; sub != nil && sub.e == e {
 			if !sub.started.IsZero() {
-				sh.accounting(sub, aaa.AcctStop, stopCause(sub, ev), now)
+				cause := stopCause(sub, ev)
+				sh.accounting(sub, aaa.AcctStop, cause, now)
+				sh.recordStop(sub, cause, now)
 			}
 			sh.stopPPP(sub.key)
 		}

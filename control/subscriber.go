@@ -57,6 +57,7 @@ type subscriber struct {
 	interimNext, sessionEnd, idleCheck   time.Time
 	idleRx, idleTx                       uint64
 	cause                                aaa.TerminateCause
+	recorded                             bool // in the store
 	scheduled                            time.Time
 	closing                              bool
 }

@@ -84,6 +84,10 @@ type Peer struct {
 // Store selects the session store backend.
 type Store struct {
 	Backend string
+	// URL is the PostgreSQL connection string (backend postgres).
+	URL string
+	// NodeID names this node in a shared database (default: hostname).
+	NodeID string
 }
 
 // Auth configures PPP authentication.
@@ -170,6 +174,7 @@ func (f *File) Control() control.Config {
 		TUN:               f.TUN,
 		PPP:               f.PPP,
 		RADIUS:            cloneRADIUS(f.RADIUS),
+		Store:             control.Store{Backend: f.Store.Backend, URL: f.Store.URL, NodeID: f.Store.NodeID},
 	}
 	cfg.PPP.Auth = slices.Clone(f.PPP.Auth)
 	cfg.PPP.DNS = slices.Clone(f.PPP.DNS)

@@ -99,6 +99,7 @@ func TestParseFull(t *testing.T) {
 		},
 		Default: control.Peer{Name: "default", Secret: "fallback", Reject: true, Renegotiate: "never", Pool: "default"},
 		TUN:     control.TUN{Name: "l2tp7", MTU: 1400},
+		Store:   control.Store{Backend: "memory"},
 		PPP: control.PPP{
 			MRU:          1492,
 			Auth:         []string{"mschapv2", "pap"},
@@ -236,7 +237,9 @@ func TestInvalidField(t *testing.T) {
 		{"peer bool as string", "peers:\n  - {name: a, host_name: A, reject: \"yes\"}\n", "peers[0].reject", 2, "expected true or false"},
 		{"peer not a mapping", "peers:\n  - cisco\n", "peers[0]", 2, "expected a mapping"},
 		{"peers not a list", "peers: {name: a}\n", "peers", 1, "expected a list"},
-		{"store postgres", "store: {backend: postgres}\n", "store.backend", 1, "not supported yet"},
+		{"store unknown backend", "store: {backend: redis}\n", "store.backend", 1, "unknown backend"},
+		{"store postgres without url", "store: {backend: postgres}\n", "store.url", 1, "required with backend postgres"},
+		{"store url with memory", "store: {backend: memory, url: \"postgres://x\"}\n", "store.url", 1, "only used with backend postgres"},
 		{"store unknown", "store:\n  backend: redis\n", "store.backend", 2, `unknown backend "redis"`},
 		{"user duplicate", "auth:\n  local_users:\n    - {name: a, password: x}\n    - {name: a, password: y}\n", "auth.local_users[1].name", 4, `duplicate user "a"`},
 		{"user without password", "auth:\n  local_users:\n    - {name: a}\n", "auth.local_users[0].password", 3, "required"},
@@ -343,7 +346,7 @@ peers:
     addresses: [300.0.0.0/8]
   - name: a
     host_name: B
-store: {backend: postgres}
+store: {backend: redis}
 `
 	_, err := Parse([]byte(doc))
 	var errs Errors

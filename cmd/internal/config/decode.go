@@ -377,6 +377,7 @@ func parsePrefix(s string) (netip.Prefix, string) {
 }
 
 func (d *decoder) store(path string, n *yaml.Node, s *Store) {
+	var urlNode *yaml.Node
 	d.mapping(path, n, []field{
 		{"backend", func(p string, v *yaml.Node) {
 			var b string
@@ -384,15 +385,30 @@ func (d *decoder) store(path string, n *yaml.Node, s *Store) {
 				return
 			}
 			switch b {
-			case "memory":
+			case "memory", "postgres":
 				s.Backend = b
-			case "postgres":
-				d.fail(p, v, "backend %q is not supported yet (supported: memory)", b)
 			default:
-				d.fail(p, v, "unknown backend %q (supported: memory)", b)
+				d.fail(p, v, "unknown backend %q (supported: memory, postgres)", b)
+			}
+		}},
+		{"url", func(p string, v *yaml.Node) {
+			urlNode = v
+			if d.str(p, v, &s.URL) && s.URL == "" {
+				d.fail(p, v, "must not be empty")
+			}
+		}},
+		{"node_id", func(p string, v *yaml.Node) {
+			if d.str(p, v, &s.NodeID) && s.NodeID == "" {
+				d.fail(p, v, "must not be empty")
 			}
 		}},
 	})
+	switch {
+	case s.Backend == "postgres" && s.URL == "" && urlNode == nil:
+		d.fail(join(path, "url"), n, "required with backend postgres")
+	case s.Backend != "postgres" && urlNode != nil:
+		d.fail(join(path, "url"), urlNode, "only used with backend postgres")
+	}
 }
 
 func (d *decoder) auth(path string, n *yaml.Node, a *Auth) {
