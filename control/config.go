@@ -165,27 +165,33 @@ type TunnelInfo struct {
 
 // SessionInfo describes one session for l2tpctl show sessions.
 type SessionInfo struct {
-	SessionID     uint32    `json:"session_id"`
-	PeerSessionID uint32    `json:"peer_session_id"`
-	TunnelID      uint32    `json:"tunnel_id"`
-	PeerTunnelID  uint32    `json:"peer_tunnel_id"`
-	Peer          string    `json:"peer"`
-	Version       int       `json:"version"`
-	State         string    `json:"state"`
-	CallSerial    uint32    `json:"call_serial"`
-	CallingNumber string    `json:"calling_number,omitempty"`
-	CalledNumber  string    `json:"called_number,omitempty"`
-	UserName      string    `json:"user_name,omitempty"`
-	IPv4          string    `json:"ipv4,omitempty"`
-	IPv6          string    `json:"ipv6,omitempty"`
-	PPPState      string    `json:"ppp_state,omitempty"`
-	ProxyLCP      bool      `json:"proxy_lcp"`
-	RxPackets     uint64    `json:"rx_packets"`
-	RxBytes       uint64    `json:"rx_bytes"`
-	TxPackets     uint64    `json:"tx_packets"`
-	TxBytes       uint64    `json:"tx_bytes"`
-	Since         time.Time `json:"since"`
-	UptimeSeconds float64   `json:"uptime_seconds"`
+	SessionID     uint32 `json:"session_id"`
+	PeerSessionID uint32 `json:"peer_session_id"`
+	TunnelID      uint32 `json:"tunnel_id"`
+	PeerTunnelID  uint32 `json:"peer_tunnel_id"`
+	Peer          string `json:"peer"`
+	Version       int    `json:"version"`
+	State         string `json:"state"`
+	CallSerial    uint32 `json:"call_serial"`
+	CallingNumber string `json:"calling_number,omitempty"`
+	CalledNumber  string `json:"called_number,omitempty"`
+	UserName      string `json:"user_name,omitempty"`
+	IPv4          string `json:"ipv4,omitempty"`
+	IPv6          string `json:"ipv6,omitempty"`
+	PPPState      string `json:"ppp_state,omitempty"`
+	AuthProtocol  string `json:"auth_protocol,omitempty"`
+	AcctSessionID string `json:"acct_session_id,omitempty"`
+	// Limits from RADIUS (seconds; 0: none).
+	SessionTimeout float64   `json:"session_timeout,omitempty"`
+	IdleTimeout    float64   `json:"idle_timeout,omitempty"`
+	Interim        float64   `json:"acct_interim_interval,omitempty"`
+	ProxyLCP       bool      `json:"proxy_lcp"`
+	RxPackets      uint64    `json:"rx_packets"`
+	RxBytes        uint64    `json:"rx_bytes"`
+	TxPackets      uint64    `json:"tx_packets"`
+	TxBytes        uint64    `json:"tx_bytes"`
+	Since          time.Time `json:"since"`
+	UptimeSeconds  float64   `json:"uptime_seconds"`
 }
 
 // Stats are the control plane's counters.

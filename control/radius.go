@@ -335,7 +335,7 @@ func (sh *shard) subscriberTimers(sub *subscriber, now time.Time) {
 // disconnect ends a subscriber's session from our side.
 func (sh *shard) disconnect(sub *subscriber, now time.Time) {
 	sub.closing = true
-	sh.clearSession(sub.e, sub.sess.ID, now)
+	sh.clearSession(sub.e, sub.sess.ID, 0, now)
 }
 
 // Disconnect ends the sessions a Disconnect-Request matches (RFC 5176).

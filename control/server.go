@@ -321,13 +321,51 @@ func (s *Server) ClearTunnel(ctx context.Context, id uint32) error {
 
 // ClearSession sends CDN (result 3, administrative) for a session.
 func (s *Server) ClearSession(ctx context.Context, id uint32) error {
+	return s.ClearSessionResult(ctx, id, 0)
+}
+
+// RunningConfig is the configuration in force, secrets replaced by
+// "<hidden>", for l2tpctl show config.
+func (s *Server) RunningConfig() Config {
+	c := *s.config()
+	hide := func(v string) string {
+		if v == "" {
+			return ""
+		}
+		return "<hidden>"
+	}
+	c.Peers = append([]Peer(nil), c.Peers...)
+	for i := range c.Peers {
+		c.Peers[i].Secret = hide(c.Peers[i].Secret)
+	}
+	c.Default.Secret = hide(c.Default.Secret)
+	c.Users = nil
+	r := c.RADIUS
+	r.Auth, r.Acct, r.DAEClients = append([]RADIUSServer(nil), r.Auth...), append([]RADIUSServer(nil), r.Acct...), append([]DAEClient(nil), r.DAEClients...)
+	for i := range r.Auth {
+		r.Auth[i].Secret = hide(r.Auth[i].Secret)
+	}
+	for i := range r.Acct {
+		r.Acct[i].Secret = hide(r.Acct[i].Secret)
+	}
+	for i := range r.DAEClients {
+		r.DAEClients[i].Secret = hide(r.DAEClients[i].Secret)
+	}
+	c.RADIUS = r
+	c.Store.URL = hide(c.Store.URL)
+	return c
+}
+
+// ClearSessionResult is ClearSession with the CDN result code to send
+// (RFC 2661 §4.4.2; 0 means 3, administrative).
+func (s *Server) ClearSessionResult(ctx context.Context, id uint32, result uint16) error {
 	var found atomic.Bool
 	err := s.eachShard(ctx, func(sh *shard) {
 		for _, e := range sh.tunnels {
 			if e.t.Session(id) != nil {
 				found.Store(true)
 				now := time.Now()
-				sh.clearSession(e, id, now)
+				sh.clearSession(e, id, result, now)
 				sh.service(e, now)
 				return
 			}

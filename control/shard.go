@@ -14,6 +14,7 @@ import (
 	"github.com/l2tpd/l2tpd/control/tunnel"
 	"github.com/l2tpd/l2tpd/control/wire"
 	"github.com/l2tpd/l2tpd/datapath"
+	"github.com/l2tpd/l2tpd/ppp"
 )
 
 // Drop reasons counted by the shell (the tunnels count their own).
@@ -116,6 +117,11 @@ func (sh *shard) sessionInfo(e *entry, s *tunnel.Session, now time.Time) Session
 	}
 	if sub := sh.subs[sessionKey(e.t, s.ID)]; sub != nil && sub.e == e {
 		si.UserName, si.PPPState, si.ProxyLCP = sub.user, sub.pppState(), sub.proxied
+		si.AcctSessionID = sub.acctID
+		if sub.authProto != ppp.AuthNone {
+			si.AuthProtocol = sub.authProto.String()
+		}
+		si.SessionTimeout, si.IdleTimeout, si.Interim = sub.sessionTimeout.Seconds(), sub.idleTimeout.Seconds(), sub.interim.Seconds()
 		if sub.ipcpUp {
 			si.IPv4 = sub.ipv4.String()
 		}

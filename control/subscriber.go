@@ -490,8 +490,11 @@ func authProtocolNumber(a ppp.AuthProto) uint16 {
 // clearSession ends a session on the operator's request: an LCP
 // Terminate-Request to the subscriber, then at once a CDN (result 3,
 // RFC 3145 cause 1, administrative disconnect) so the LAC frees it.
-func (sh *shard) clearSession(e *entry, id uint32, now time.Time) {
+func (sh *shard) clearSession(e *entry, id uint32, result uint16, now time.Time) {
 	if sub := sh.subs[sessionKey(e.t, id)]; sub != nil && sub.e == e {
+		if sub.cause == 0 {
+			sub.cause = aaa.CauseAdminReset
+		}
 		sub.eng.Close(now, &sub.out)
 		for i := 0; i < sub.out.NumFrames(); i++ {
 			_ = sh.srv.dp.SendFrame(sub.key, sub.out.Frame(i))
@@ -500,5 +503,8 @@ func (sh *shard) clearSession(e *entry, id uint32, now time.Time) {
 	}
 	res, cause := cdnFor(ppp.ReasonAdminClose, ppp.AuthNone)
 	res.Message = "cleared by administrator"
+	if result != 0 {
+		res.Code = result
+	}
 	_ = e.t.CloseSession(now, id, res, cause)
 }

@@ -27,10 +27,13 @@ const usage = `usage: l2tpctl [-s SOCKET] [-o table|json] COMMAND
 
 commands:
   show tunnels
-  show sessions
+  show sessions [--user U] [--ip A] [--tunnel T]
+  show session ID       one session in detail
   show stats
+  show config           the running configuration (secrets hidden)
   clear tunnel ID       tear a tunnel down (StopCCN) with its sessions
-  clear session ID      tear one session down (CDN)
+  clear session ID [--result N]
+                        tear one session down (CDN, result 3 unless given)
   log level LEVEL       debug, info, warn or error
   reload [--dry-run]    re-read the configuration file and apply it as a
                         diff (--dry-run: print the diff and what it touches)
@@ -69,9 +72,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		capFile string
 		err     error
 	)
-	if a := fset.Args(); len(a) > 0 && a[0] == "capture" {
+	var filter sessionFilter
+	switch a := fset.Args(); {
+	case len(a) > 0 && a[0] == "capture":
 		req, capFile, err = parseCapture(a[1:])
-	} else {
+	case len(a) >= 2 && a[0] == "show" && (a[1] == "sessions" || a[1] == "session"):
+		req, filter, err = parseShowSessions(a[1:])
+	case len(a) >= 3 && a[0] == "clear" && a[1] == "session":
+		req, err = parseClearSession(a[2:])
+	default:
 		req, err = parseCommand(a)
 	}
 	if err != nil {
@@ -90,11 +99,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "l2tpctl: %v\n", err)
 		return 1
 	}
-	if req.Cmd == admin.CmdCapture {
+	if req.Cmd == admin.CmdShowSessions && filter.active() {
+		if data, err = filter.apply(data); err != nil {
+			fmt.Fprintf(stderr, "l2tpctl: %v\n", err)
+			return 1
+		}
+	}
+	switch {
+	case req.Cmd == admin.CmdCapture:
 		err = writeCapture(stdout, stderr, capFile, data)
-	} else if *output == "json" {
+	case filter.one != 0 && *output == "json":
 		err = printJSON(stdout, data)
-	} else {
+	case filter.one != 0:
+		err = printSession(stdout, data)
+	case *output == "json":
+		err = printJSON(stdout, data)
+	default:
 		err = printTable(stdout, req, data)
 	}
 	if err != nil {
@@ -116,7 +136,7 @@ func parseCommand(args []string) (admin.Request, error) {
 	switch {
 	case len(args) == 2 && args[0] == "show":
 		switch cmd := "show " + args[1]; cmd {
-		case admin.CmdShowTunnels, admin.CmdShowSessions, admin.CmdShowStats:
+		case admin.CmdShowTunnels, admin.CmdShowSessions, admin.CmdShowStats, admin.CmdShowConfig:
 			return admin.Request{Cmd: cmd}, nil
 		}
 	case len(args) == 3 && args[0] == "clear" && (args[1] == "tunnel" || args[1] == "session"):
@@ -133,6 +153,113 @@ func parseCommand(args []string) (admin.Request, error) {
 		return admin.Request{Cmd: admin.CmdLogLevel, Level: args[2]}, nil
 	}
 	return admin.Request{}, fmt.Errorf("unknown command %q", words)
+}
+
+// sessionFilter narrows show sessions (client side: the daemon answers
+// the whole list in one shard round).
+type sessionFilter struct {
+	user, ip string
+	tunnel   uint32
+	one      uint32 // show session ID
+}
+
+func (f sessionFilter) active() bool {
+	return f.user != "" || f.ip != "" || f.tunnel != 0 || f.one != 0
+}
+
+func (f sessionFilter) apply(data json.RawMessage) (json.RawMessage, error) {
+	var ss []control.SessionInfo
+	if err := json.Unmarshal(data, &ss); err != nil {
+		return nil, fmt.Errorf("bad answer from l2tpd: %w", err)
+	}
+	out := []control.SessionInfo{}
+	for _, s := range ss {
+		if f.user != "" && s.UserName != f.user || f.ip != "" && s.IPv4 != f.ip && s.IPv6 != f.ip ||
+			f.tunnel != 0 && s.TunnelID != f.tunnel || f.one != 0 && s.SessionID != f.one {
+			continue
+		}
+		out = append(out, s)
+	}
+	if f.one != 0 {
+		if len(out) == 0 {
+			return nil, fmt.Errorf("no session with id %d", f.one)
+		}
+		return json.Marshal(out[0])
+	}
+	return json.Marshal(out)
+}
+
+// parseShowSessions reads "sessions [--user U] [--ip A] [--tunnel T]" or
+// "session ID".
+func parseShowSessions(args []string) (admin.Request, sessionFilter, error) {
+	req := admin.Request{Cmd: admin.CmdShowSessions}
+	var f sessionFilter
+	if args[0] == "session" {
+		if len(args) != 2 {
+			return req, f, errors.New("show session needs one session id")
+		}
+		id, err := strconv.ParseUint(args[1], 10, 32)
+		if err != nil || id == 0 {
+			return req, f, fmt.Errorf("invalid session id %q", args[1])
+		}
+		f.one = uint32(id)
+		return req, f, nil
+	}
+	fs := flag.NewFlagSet("show sessions", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&f.user, "user", "", "")
+	fs.StringVar(&f.ip, "ip", "", "")
+	tun := fs.Uint("tunnel", 0, "")
+	if err := fs.Parse(args[1:]); err != nil {
+		return req, f, fmt.Errorf("show sessions: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return req, f, fmt.Errorf("show sessions: unexpected argument %q", fs.Arg(0))
+	}
+	if *tun > 0xffffffff {
+		return req, f, errors.New("show sessions: --tunnel out of range")
+	}
+	f.tunnel = uint32(*tun)
+	return req, f, nil
+}
+
+// parseClearSession reads "ID [--result N]".
+func parseClearSession(args []string) (admin.Request, error) {
+	id, err := strconv.ParseUint(args[0], 10, 32)
+	if err != nil || id == 0 {
+		return admin.Request{}, fmt.Errorf("invalid session id %q (want 1 to 4294967295)", args[0])
+	}
+	fs := flag.NewFlagSet("clear session", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	result := fs.Uint("result", 0, "")
+	if err := fs.Parse(args[1:]); err != nil {
+		return admin.Request{}, fmt.Errorf("clear session: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return admin.Request{}, fmt.Errorf("clear session: unexpected argument %q", fs.Arg(0))
+	}
+	if *result > 11 {
+		return admin.Request{}, errors.New("clear session: --result must be a CDN result code (1-11, RFC 2661 §4.4.2)")
+	}
+	return admin.Request{Cmd: admin.CmdClearSession, ID: uint32(id), Result: uint16(*result)}, nil
+}
+
+// printSession shows one session as aligned key: value lines.
+func printSession(w io.Writer, data json.RawMessage) error {
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		return fmt.Errorf("bad answer from l2tpd: %w", err)
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, k := range keys {
+		fmt.Fprintf(tw, "%s:\t%v\n", k, m[k])
+	}
+	return tw.Flush()
 }
 
 // parseCapture reads the capture command's flags.
@@ -201,6 +328,9 @@ func printJSON(w io.Writer, data json.RawMessage) error {
 }
 
 func printTable(w io.Writer, req admin.Request, data json.RawMessage) error {
+	if req.Cmd == admin.CmdShowConfig {
+		return printJSON(w, data) // nested: no table says it better
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	switch req.Cmd {
 	case admin.CmdShowTunnels:

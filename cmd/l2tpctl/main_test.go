@@ -297,3 +297,59 @@ func TestCaptureParsing(t *testing.T) {
 		}
 	}
 }
+
+func TestSessionFilters(t *testing.T) {
+	list := []control.SessionInfo{
+		{SessionID: 1, TunnelID: 5, UserName: "alice", IPv4: "100.64.0.10"},
+		{SessionID: 2, TunnelID: 6, UserName: "bob", IPv4: "100.64.0.11"},
+	}
+	data, _ := json.Marshal(list)
+	for _, tc := range []struct {
+		args []string
+		want []uint32
+	}{
+		{[]string{"sessions", "--user", "bob"}, []uint32{2}},
+		{[]string{"sessions", "--ip", "100.64.0.10"}, []uint32{1}},
+		{[]string{"sessions", "--tunnel", "6"}, []uint32{2}},
+		{[]string{"sessions", "--user", "carol"}, nil},
+	} {
+		req, f, err := parseShowSessions(tc.args)
+		if err != nil || req.Cmd != admin.CmdShowSessions {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		out, err := f.apply(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []control.SessionInfo
+		json.Unmarshal(out, &got)
+		var ids []uint32
+		for _, s := range got {
+			ids = append(ids, s.SessionID)
+		}
+		if !reflect.DeepEqual(ids, tc.want) {
+			t.Errorf("%v -> %v, want %v", tc.args, ids, tc.want)
+		}
+	}
+	_, f, err := parseShowSessions([]string{"session", "2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.apply(data)
+	var one control.SessionInfo
+	if err != nil || json.Unmarshal(out, &one) != nil || one.UserName != "bob" {
+		t.Fatalf("show session 2: %s %v", out, err)
+	}
+	if _, f, _ := parseShowSessions([]string{"session", "9"}); f.one == 9 {
+		if _, err := f.apply(data); err == nil {
+			t.Error("show session of an unknown id succeeded")
+		}
+	}
+	req, err := parseClearSession([]string{"7", "--result", "2"})
+	if err != nil || req.ID != 7 || req.Result != 2 || req.Cmd != admin.CmdClearSession {
+		t.Fatalf("clear session: %+v %v", req, err)
+	}
+	if _, err := parseClearSession([]string{"7", "--result", "99"}); err == nil {
+		t.Error("result 99 accepted")
+	}
+}

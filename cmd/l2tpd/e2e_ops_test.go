@@ -93,6 +93,18 @@ func TestE2EOperations(t *testing.T) {
 		t.Errorf("capture decodes with errors:\n%s", out)
 	}
 
+	// l2tpctl's views of the live session and configuration.
+	if out, err := d.ctl("show", "session", strconv.Itoa(int(s.SessionID))); err != nil ||
+		!strings.Contains(string(out), `"user_name": "`+pppUser+`"`) || !strings.Contains(string(out), `"auth_protocol": "PAP"`) {
+		t.Errorf("show session: %s %v", out, err)
+	}
+	if out, err := d.ctl("show", "sessions", "--user", "nobody"); err != nil || strings.TrimSpace(string(out)) != "[]" {
+		t.Errorf("show sessions --user nobody: %s %v", out, err)
+	}
+	if out, err := d.ctl("show", "config"); err != nil || !strings.Contains(string(out), `"config_hash"`) || strings.Contains(string(out), pppPassword) {
+		t.Errorf("show config (must not reveal secrets): %s %v", out, err)
+	}
+
 	// Reload under load: more users, other limits, a tunnel secret.
 	writeConfig("limits:\n  max_sessions: 1000\n  max_tunnels: 100\npeers:\n  - name: other-lac\n    host_name: other\n    secret: changed-secret\n")
 	if err := os.WriteFile(cfgPath, []byte(strings.Replace(mustRead(t, cfgPath), "auth:\n  local_users:\n", "auth:\n  local_users:\n    - name: second\n      password: second-pw\n", 1)), 0o600); err != nil {
@@ -125,6 +137,11 @@ func TestE2EOperations(t *testing.T) {
 			m1[`l2tpd_session_packets{direction="rx"}`], m1[`l2tpd_session_packets{direction="tx"}`],
 			m2[`l2tpd_session_packets{direction="rx"}`], m2[`l2tpd_session_packets{direction="tx"}`])
 	}
+	// Clearing with a CDN result code ends the session.
+	if _, err := d.ctl("clear", "session", strconv.Itoa(int(s.SessionID)), "--result", "2"); err != nil {
+		t.Fatal(err)
+	}
+	d.waitSessionGone(t, "session cleared with result 2", s.SessionID)
 	d.checkLog(t)
 }
 

@@ -47,6 +47,7 @@ type controlServer interface {
 	LocalAddrs() []net.Addr
 	Reload(ctx context.Context, cfg control.Config, dryRun bool) (control.Diff, error)
 	ConfigHash() string
+	RunningConfig() control.Config
 	Capture(ctx context.Context, sessionID uint32, count int, d time.Duration) ([]control.CapturedPacket, error)
 }
 
@@ -188,6 +189,12 @@ func serve(ctx context.Context, cfg *config.File, load func() (*config.File, err
 		adminDone <- admin.NewServer(srv, admin.Options{
 			SetLevel: levelSetter(atom),
 			Reload:   reload,
+			ShowConfig: func() any {
+				return struct {
+					Hash   string         `json:"config_hash"`
+					Config control.Config `json:"config"`
+				}{srv.ConfigHash(), srv.RunningConfig()}
+			},
 			Capture: func(ctx context.Context, id uint32, count int, d time.Duration) (admin.Capture, error) {
 				pkts, err := srv.Capture(ctx, id, count, d)
 				if err != nil {

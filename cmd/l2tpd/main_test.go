@@ -169,6 +169,12 @@ func (f *fakeServer) Capture(context.Context, uint32, int, time.Duration) ([]con
 	return nil, control.ErrNotFound
 }
 
+func (f *fakeServer) RunningConfig() control.Config {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cfg
+}
+
 func (f *fakeServer) ConfigHash() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()

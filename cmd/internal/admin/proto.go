@@ -16,6 +16,7 @@ const (
 	CmdLogLevel     = "log level"
 	CmdReload       = "reload"
 	CmdCapture      = "capture"
+	CmdShowConfig   = "show config"
 )
 
 // Request is one line sent to the daemon.
@@ -27,6 +28,9 @@ type Request struct {
 	Level string `json:"level,omitempty"`
 	// DryRun makes "reload" report its diff without applying it.
 	DryRun bool `json:"dry_run,omitempty"`
+	// Result is the CDN result code of "clear session" (0: 3,
+	// administrative).
+	Result uint16 `json:"result,omitempty"`
 	// Count and Seconds bound a "capture" of session ID.
 	Count   int `json:"count,omitempty"`
 	Seconds int `json:"seconds,omitempty"`

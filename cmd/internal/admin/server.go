@@ -38,6 +38,9 @@ type Options struct {
 	// Reload re-reads the configuration and applies it (or with dryRun
 	// only reports the diff). When nil, "reload" is refused.
 	Reload func(ctx context.Context, dryRun bool) (any, error)
+	// ShowConfig returns the running configuration (secrets hidden).
+	// When nil, "show config" is refused.
+	ShowConfig func() any
 	// Capture records a session's packets as a pcap. When nil,
 	// "capture" is refused.
 	Capture func(ctx context.Context, sessionID uint32, count int, d time.Duration) (Capture, error)
@@ -311,6 +314,11 @@ func (s *Server) do(ctx context.Context, req Request) (any, error) {
 		return ss, err
 	case CmdShowStats:
 		return s.b.Stats(ctx)
+	case CmdShowConfig:
+		if s.opts.ShowConfig == nil {
+			return nil, errors.New("this daemon cannot show its configuration")
+		}
+		return s.opts.ShowConfig(), nil
 	case CmdClearTunnel, CmdClearSession:
 		kind, clear, field := "tunnel", s.b.ClearTunnel, "tunnel_id"
 		if cmd == CmdClearSession {
@@ -318,6 +326,11 @@ func (s *Server) do(ctx context.Context, req Request) (any, error) {
 		}
 		if req.ID == 0 {
 			return nil, fmt.Errorf("%s needs a non-zero id", cmd)
+		}
+		if r, ok := s.b.(interface {
+			ClearSessionResult(context.Context, uint32, uint16) error
+		}); ok && cmd == CmdClearSession && req.Result != 0 {
+			clear = func(ctx context.Context, id uint32) error { return r.ClearSessionResult(ctx, id, req.Result) }
 		}
 		if err := clear(ctx, req.ID); err != nil {
 			if errors.Is(err, control.ErrNotFound) {
