@@ -196,8 +196,20 @@ type SessionInfo struct {
 
 // Stats are the control plane's counters.
 type Stats struct {
-	Tunnels  int               `json:"tunnels"`
-	Sessions int               `json:"sessions"`
-	Drops    map[string]uint64 `json:"drops"`
-	Counters map[string]uint64 `json:"counters"`
+	Tunnels  int `json:"tunnels"`
+	Sessions int `json:"sessions"`
+	// AcctQueue is how many accounting records wait for a server;
+	// StoreQueue how many writes wait for the store.
+	AcctQueue  int               `json:"acct_queue"`
+	StoreQueue int               `json:"store_queue"`
+	Servers    []ServerInfo      `json:"radius_servers,omitempty"`
+	Drops      map[string]uint64 `json:"drops"`
+	Counters   map[string]uint64 `json:"counters"`
+}
+
+// ServerInfo is a RADIUS server's health.
+type ServerInfo struct {
+	Addr    string `json:"addr"`
+	Dead    bool   `json:"dead"`
+	Pending int    `json:"pending"`
 }

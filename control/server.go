@@ -388,6 +388,27 @@ func (s *Server) Stats(ctx context.Context) (Stats, error) {
 			st.Drops["datapath_"+k] = v
 		}
 	}
+	if c := s.aaa.client; c != nil {
+		r := c.Stats()
+		for k, v := range map[string]uint64{
+			"radius_requests": r.Requests, "radius_retransmissions": r.Retransmissions, "radius_responses": r.Responses,
+			"radius_timeouts": r.Timeouts, "radius_failovers": r.Failovers, "radius_busy": r.Busy, "radius_no_server": r.NoServer,
+			"radius_servers_dead": r.ServersDead, "radius_servers_revived": r.ServersRevived,
+		} {
+			st.Counters[k] = v
+		}
+		st.Drops["radius_bad_message_authenticator"] = r.DropBadMessageAuth + r.DropNoMessageAuth
+		st.Drops["radius_malformed"] = r.DropMalformed + r.DropUnknownID + r.DropAuthenticator + r.DropCode
+		for _, sv := range c.Servers() {
+			st.Servers = append(st.Servers, ServerInfo{Addr: sv.Addr.String(), Dead: sv.Dead, Pending: sv.Pending})
+		}
+	}
+	if s.aaa.spool != nil {
+		st.AcctQueue = s.aaa.spool.Len()
+	}
+	if s.state.async != nil {
+		st.StoreQueue = s.state.async.Depth()
+	}
 	var mu sync.Mutex
 	err := s.eachShard(ctx, func(sh *shard) {
 		mu.Lock()

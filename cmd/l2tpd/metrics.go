@@ -33,6 +33,7 @@ type collector struct {
 	hash    atomic.Value // string: the loaded configuration's hash
 
 	tunnels, sessions, counters, drops, pkts, bytes, info *prometheus.Desc
+	acctQueue, storeQueue, radiusUp                       *prometheus.Desc
 }
 
 func newCollector(src metricsSource) *collector {
@@ -42,13 +43,16 @@ func newCollector(src metricsSource) *collector {
 			Name: "l2tpd_config_reloads_total",
 			Help: "Configuration reloads by result (ok, rejected).",
 		}, []string{"result"}),
-		tunnels:  prometheus.NewDesc("l2tpd_tunnels", "Tunnels by state, protocol version and peer.", []string{"state", "version", "peer"}, nil),
-		sessions: prometheus.NewDesc("l2tpd_sessions", "Sessions by L2TP state and PPP state.", []string{"state", "ppp_state"}, nil),
-		counters: prometheus.NewDesc("l2tpd_control_events_total", "Control plane events (tunnels/sessions established and closed, retransmissions, duplicates, out-of-order messages, PPP outcomes).", []string{"event"}, nil),
-		drops:    prometheus.NewDesc("l2tpd_drops_total", "Packets dropped by reason (datapath_ prefix: the forwarding plane).", []string{"reason"}, nil),
-		pkts:     prometheus.NewDesc("l2tpd_session_packets", "Packets of the live sessions, by direction (rx: from the LAC).", []string{"direction"}, nil),
-		bytes:    prometheus.NewDesc("l2tpd_session_bytes", "Bytes of the live sessions, by direction (rx: from the LAC).", []string{"direction"}, nil),
-		info:     prometheus.NewDesc("l2tpd_config_info", "The loaded configuration, by hash.", []string{"hash"}, nil),
+		tunnels:    prometheus.NewDesc("l2tpd_tunnels", "Tunnels by state, protocol version and peer.", []string{"state", "version", "peer"}, nil),
+		sessions:   prometheus.NewDesc("l2tpd_sessions", "Sessions by L2TP state and PPP state.", []string{"state", "ppp_state"}, nil),
+		counters:   prometheus.NewDesc("l2tpd_control_events_total", "Control plane events (tunnels/sessions established and closed, retransmissions, duplicates, out-of-order messages, PPP outcomes).", []string{"event"}, nil),
+		drops:      prometheus.NewDesc("l2tpd_drops_total", "Packets dropped by reason (datapath_ prefix: the forwarding plane).", []string{"reason"}, nil),
+		pkts:       prometheus.NewDesc("l2tpd_session_packets", "Packets of the live sessions, by direction (rx: from the LAC).", []string{"direction"}, nil),
+		bytes:      prometheus.NewDesc("l2tpd_session_bytes", "Bytes of the live sessions, by direction (rx: from the LAC).", []string{"direction"}, nil),
+		info:       prometheus.NewDesc("l2tpd_config_info", "The loaded configuration, by hash.", []string{"hash"}, nil),
+		acctQueue:  prometheus.NewDesc("l2tpd_accounting_queue", "Accounting records waiting for a RADIUS server.", nil, nil),
+		storeQueue: prometheus.NewDesc("l2tpd_store_queue", "Writes waiting for the state store.", nil, nil),
+		radiusUp:   prometheus.NewDesc("l2tpd_radius_server_up", "1 while a RADIUS server is alive, by address.", []string{"server"}, nil),
 	}
 	c.reloads.WithLabelValues("ok")
 	c.reloads.WithLabelValues("rejected")
@@ -58,7 +62,7 @@ func newCollector(src metricsSource) *collector {
 func (c *collector) setHash(h string) { c.hash.Store(h) }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.tunnels, c.sessions, c.counters, c.drops, c.pkts, c.bytes, c.info} {
+	for _, d := range []*prometheus.Desc{c.tunnels, c.sessions, c.counters, c.drops, c.pkts, c.bytes, c.info, c.acctQueue, c.storeQueue, c.radiusUp} {
 		ch <- d
 	}
 	c.reloads.Describe(ch)
@@ -107,6 +111,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		for k, v := range st.Drops {
 			ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(v), k)
+		}
+		ch <- prometheus.MustNewConstMetric(c.acctQueue, prometheus.GaugeValue, float64(st.AcctQueue))
+		ch <- prometheus.MustNewConstMetric(c.storeQueue, prometheus.GaugeValue, float64(st.StoreQueue))
+		for _, sv := range st.Servers {
+			up := 1.0
+			if sv.Dead {
+				up = 0
+			}
+			ch <- prometheus.MustNewConstMetric(c.radiusUp, prometheus.GaugeValue, up, sv.Addr)
 		}
 	}
 }

@@ -21,7 +21,8 @@ func TestCollector(t *testing.T) {
 			{TunnelID: 3, Peer: "[2001:db8::1]:1701", Version: 3, State: "wait-ctl-conn"},
 		},
 		[]control.SessionInfo{{SessionID: 7, State: "established", PPPState: "network", RxPackets: 10, TxPackets: 4, RxBytes: 1000, TxBytes: 400}},
-		control.Stats{Counters: map[string]uint64{"tunnels_established": 5}, Drops: map[string]uint64{"malformed": 2}},
+		control.Stats{Counters: map[string]uint64{"tunnels_established": 5}, Drops: map[string]uint64{"malformed": 2},
+			AcctQueue: 3, Servers: []control.ServerInfo{{Addr: "192.0.2.10:1812", Dead: true}}},
 	)
 	c := newCollector(fake)
 	c.setHash("abc123")
@@ -47,9 +48,16 @@ l2tpd_config_info{hash="abc123"} 1
 # TYPE l2tpd_config_reloads_total counter
 l2tpd_config_reloads_total{result="ok"} 1
 l2tpd_config_reloads_total{result="rejected"} 0
+# HELP l2tpd_accounting_queue Accounting records waiting for a RADIUS server.
+# TYPE l2tpd_accounting_queue gauge
+l2tpd_accounting_queue 3
+# HELP l2tpd_radius_server_up 1 while a RADIUS server is alive, by address.
+# TYPE l2tpd_radius_server_up gauge
+l2tpd_radius_server_up{server="192.0.2.10:1812"} 0
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
-		"l2tpd_tunnels", "l2tpd_drops_total", "l2tpd_session_packets", "l2tpd_config_info", "l2tpd_config_reloads_total"); err != nil {
+		"l2tpd_tunnels", "l2tpd_drops_total", "l2tpd_session_packets", "l2tpd_config_info", "l2tpd_config_reloads_total",
+		"l2tpd_accounting_queue", "l2tpd_radius_server_up"); err != nil {
 		t.Fatal(err)
 	}
 	if n := testutil.CollectAndCount(c, "l2tpd_sessions"); n != 1 {
