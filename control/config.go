@@ -135,8 +135,9 @@ func DefaultConfig() Config {
 			EchoInterval: 30 * time.Second,
 			EchoFailures: 3,
 		},
-		TUN:   TUN{MTU: 1500},
-		Store: Store{Backend: "memory"},
+		TUN:    TUN{MTU: 1500},
+		Store:  Store{Backend: "memory"},
+		RADIUS: RADIUS{Timeout: 3 * time.Second, Retries: 2},
 		Limits: Limits{
 			MaxTunnels:           4096,
 			MaxSessions:          65536,

@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"net/netip"
 	"sync"
@@ -66,7 +67,7 @@ type authResult struct {
 
 func (s *Server) startAAA() error {
 	r := s.config().RADIUS
-	s.aaa.boot = time.Now().Unix()
+	s.aaa.boot = bootTag(s.nodeID(), time.Now())
 	if len(r.Auth) == 0 && len(r.Acct) == 0 && r.DAEListen == "" {
 		return nil
 	}
@@ -82,8 +83,12 @@ func (s *Server) startAAA() error {
 			}
 			return out
 		}
+		retries := r.Retries
+		if retries == 0 {
+			retries = -1 // aaa: negative is none, zero its default
+		}
 		c, err := aaa.NewClient(aaa.Config{Auth: conv(r.Auth), Acct: conv(r.Acct), NAS: nas,
-			Timing: aaa.Timing{Timeout: r.Timeout, Retries: r.Retries}})
+			Timing: aaa.Timing{Timeout: r.Timeout, Retries: retries}})
 		if err != nil {
 			return fmt.Errorf("control: radius: %w", err)
 		}
@@ -277,9 +282,18 @@ func (sh *shard) accounting(sub *subscriber, status aaa.AcctStatus, cause aaa.Te
 	sh.counters["accounting_"+status.String()]++
 }
 
-// newAcctSessionID is unique across restarts: boot time and a counter.
+// newAcctSessionID is unique across restarts and nodes: a tag of the
+// node and its start time, and a counter.
 func (s *Server) newAcctSessionID() string {
 	return fmt.Sprintf("%08X%08X", uint32(s.aaa.boot), uint32(s.aaa.seq.Add(1)))
+}
+
+// bootTag mixes the node ID and the start time into the first half of
+// every Acct-Session-Id.
+func bootTag(node string, start time.Time) int64 {
+	h := fnv.New32a()
+	fmt.Fprintf(h, "%s/%d", node, start.UnixNano())
+	return int64(h.Sum32())
 }
 
 // accountingStart opens the accounting session when the subscriber
@@ -313,6 +327,7 @@ func (sub *subscriber) interimInterval(cfg *Config) time.Duration {
 func (sh *shard) subscriberTimers(sub *subscriber, now time.Time) {
 	if !sub.interimNext.IsZero() && !now.Before(sub.interimNext) {
 		sh.accounting(sub, aaa.AcctInterim, 0, now)
+		sh.recordUpdate(sub, now)
 		sub.interimNext = now.Add(sub.interimInterval(sh.srv.config()))
 	}
 	if !sub.sessionEnd.IsZero() && !now.Before(sub.sessionEnd) && !sub.closing {
@@ -321,7 +336,11 @@ func (sh *shard) subscriberTimers(sub *subscriber, now time.Time) {
 		return
 	}
 	if !sub.idleCheck.IsZero() && !now.Before(sub.idleCheck) && !sub.closing {
+		// Only IP counts as activity: PPP control frames (LCP echoes)
+		// pass through the control plane and are subtracted.
 		c, _ := sh.srv.dp.Counters(sub.key)
+		c.RxPackets -= min(c.RxPackets, sub.ctlRx)
+		c.TxPackets -= min(c.TxPackets, sub.ctlTx)
 		if c.RxPackets == sub.idleRx && c.TxPackets == sub.idleTx {
 			sub.cause = aaa.CauseIdleTimeout
 			sh.disconnect(sub, now)

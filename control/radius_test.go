@@ -154,3 +154,39 @@ func tail(s string, n int) string {
 	}
 	return s
 }
+
+// Idle-Timeout (RFC 2865 §5.28) counts IP traffic only: LCP keepalives
+// flowing every 300ms do not keep an idle session up.
+func TestRADIUSIdleTimeoutIgnoresKeepalives(t *testing.T) {
+	fr := radiustest.New(t, "dave Cleartext-Password := \"idle\"\n\tIdle-Timeout = 2\n")
+	fr.Start()
+	s, addr := pppServer(t, func(c *Config) {
+		c.PPP.IPv6 = false
+		c.PPP.EchoInterval = 300 * time.Millisecond
+		c.RADIUS = RADIUS{Auth: []RADIUSServer{{Addr: fr.Auth(), Secret: radiustest.Secret}}, Timeout: time.Second}
+	})
+	l := newSubscriberLAC(t, addr, 2, "dave", "idle", []ppp.AuthProto{ppp.AuthPAP}, false)
+	l.dial(t, nil)
+	l.client.Start(time.Now(), &l.out)
+	l.flush()
+	if !l.pump(func() bool { return l.client.IPCPState() == ppp.StateOpened }, 5*time.Second) {
+		t.Fatal("not online")
+	}
+	start := time.Now()
+	var down *tunnel.Event
+	l.pump(func() bool {
+		for _, e := range l.tun.Events() {
+			if e.Kind == tunnel.SessionDown {
+				down = &e
+			}
+		}
+		return down != nil
+	}, 8*time.Second)
+	if down == nil {
+		st, _ := s.Stats(context.Background())
+		t.Fatalf("an idle session with keepalives was not ended (counters %v)", st.Counters)
+	}
+	if el := time.Since(start); el < 1500*time.Millisecond {
+		t.Fatalf("ended after %v, before its Idle-Timeout", el)
+	}
+}

@@ -200,6 +200,12 @@ func diffConfig(a, b *Config) Diff {
 	if a.TUN != b.TUN {
 		d.RequiresRestart = append(d.RequiresRestart, "tun")
 	}
+	if !radiusEqual(a.RADIUS, b.RADIUS) {
+		d.RequiresRestart = append(d.RequiresRestart, "radius")
+	}
+	if a.Store != b.Store {
+		d.RequiresRestart = append(d.RequiresRestart, "store")
+	}
 	if a.HostName != b.HostName {
 		add("hostname %q -> %q (new tunnels)", a.HostName, b.HostName)
 	}
@@ -321,4 +327,10 @@ func rangesContain(rs []AddrRange, a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+func radiusEqual(a, b RADIUS) bool {
+	return slices.Equal(a.Auth, b.Auth) && slices.Equal(a.Acct, b.Acct) && a.NASIdentifier == b.NASIdentifier &&
+		a.NASIPAddress == b.NASIPAddress && a.Timeout == b.Timeout && a.Retries == b.Retries &&
+		a.InterimInterval == b.InterimInterval && a.DAEListen == b.DAEListen && slices.Equal(a.DAEClients, b.DAEClients)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"go.uber.org/zap"
@@ -35,10 +36,15 @@ type stateStore struct {
 	close func()
 }
 
+// nodeID is the configured node ID, else the machine's host name (not
+// the L2TP Host Name, which nodes often share).
 func (s *Server) nodeID() string {
 	cfg := s.config()
 	if cfg.Store.NodeID != "" {
 		return cfg.Store.NodeID
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
 	}
 	return cfg.HostName
 }
@@ -143,6 +149,21 @@ func (sh *shard) recordStart(sub *subscriber, now time.Time) {
 		sh.counters["store_errors"]++
 	}
 	sub.recorded = true
+}
+
+// recordUpdate writes a subscriber's counters, so a crash loses at
+// most one interim interval of them.
+func (sh *shard) recordUpdate(sub *subscriber, now time.Time) {
+	a := sh.srv.state.async
+	if a == nil || !sub.recorded {
+		return
+	}
+	if dc, ok := sh.srv.dp.Counters(sub.key); ok {
+		c := store.Counters{InOctets: dc.RxBytes, OutOctets: dc.TxBytes, InPackets: dc.RxPackets, OutPackets: dc.TxPackets}
+		if err := a.SessionUpdate(sub.acctID, c, now); err != nil {
+			sh.counters["store_errors"]++
+		}
+	}
 }
 
 // recordStop closes a subscriber's session record with its counters.

@@ -58,8 +58,11 @@ type subscriber struct {
 	idleRx, idleTx                       uint64
 	cause                                aaa.TerminateCause
 	recorded                             bool // in the store
-	scheduled                            time.Time
-	closing                              bool
+	// ctlRx and ctlTx count the PPP control frames (not IP) the session
+	// exchanged, so Idle-Timeout can tell traffic from keepalives.
+	ctlRx, ctlTx uint64
+	scheduled    time.Time
+	closing      bool
 }
 
 // pppState names the subscriber's progress for l2tpctl.
@@ -234,6 +237,7 @@ func (sh *shard) frame(key datapath.SessionKey, frame []byte, now time.Time) {
 		sh.counters["ppp_frame_no_session"]++
 		return
 	}
+	sub.ctlRx++
 	sub.eng.Input(now, frame, &sub.out)
 	sh.flushPPP(sub, now)
 }
@@ -244,6 +248,7 @@ func (sh *shard) flushPPP(sub *subscriber, now time.Time) {
 	srv := sh.srv
 	for {
 		for i := 0; i < sub.out.NumFrames(); i++ {
+			sub.ctlTx++
 			if err := srv.dp.SendFrame(sub.key, sub.out.Frame(i)); err != nil {
 				sh.counters["ppp_send_errors"]++
 			}
@@ -468,6 +473,7 @@ func (sh *shard) sendRA(sub *subscriber, now time.Time) {
 		mtu = 1500
 	}
 	sub.ra = appendRA(sub.ra[:0], sub.localIID, sub.ipv6, mtu)
+	sub.ctlTx++
 	if err := sh.srv.dp.SendFrame(sub.key, sub.ra); err != nil {
 		sh.counters["ppp_send_errors"]++
 		return

@@ -131,6 +131,7 @@ func Default() *File {
 		Store:       Store{Backend: DefaultStore},
 		TUN:         c.TUN,
 		PPP:         c.PPP,
+		RADIUS:      c.RADIUS,
 	}
 }
 

@@ -100,6 +100,7 @@ func TestParseFull(t *testing.T) {
 		Default: control.Peer{Name: "default", Secret: "fallback", Reject: true, Renegotiate: "never", Pool: "default"},
 		TUN:     control.TUN{Name: "l2tp7", MTU: 1400},
 		Store:   control.Store{Backend: "memory"},
+		RADIUS:  control.RADIUS{Timeout: 3 * time.Second, Retries: 2},
 		PPP: control.PPP{
 			MRU:          1492,
 			Auth:         []string{"mschapv2", "pap"},
