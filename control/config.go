@@ -201,11 +201,15 @@ type Stats struct {
 	Sessions int `json:"sessions"`
 	// AcctQueue is how many accounting records wait for a server;
 	// StoreQueue how many writes wait for the store.
-	AcctQueue  int               `json:"acct_queue"`
-	StoreQueue int               `json:"store_queue"`
-	Servers    []ServerInfo      `json:"radius_servers,omitempty"`
-	Drops      map[string]uint64 `json:"drops"`
-	Counters   map[string]uint64 `json:"counters"`
+	AcctQueue  int          `json:"acct_queue"`
+	StoreQueue int          `json:"store_queue"`
+	Servers    []ServerInfo `json:"radius_servers,omitempty"`
+	// SessionSetup and OnlineSetup are latency histograms: ICRQ to ICCN
+	// (L2TP), and ICRQ to the first NCP open (the subscriber online).
+	SessionSetup Histogram         `json:"session_setup_seconds"`
+	OnlineSetup  Histogram         `json:"online_setup_seconds"`
+	Drops        map[string]uint64 `json:"drops"`
+	Counters     map[string]uint64 `json:"counters"`
 }
 
 // ServerInfo is a RADIUS server's health.
@@ -213,4 +217,13 @@ type ServerInfo struct {
 	Addr    string `json:"addr"`
 	Dead    bool   `json:"dead"`
 	Pending int    `json:"pending"`
+}
+
+// Histogram is a cumulative latency histogram: Counts[i] is how many
+// observations were at most Bounds[i] seconds.
+type Histogram struct {
+	Bounds []float64 `json:"bounds"`
+	Counts []uint64  `json:"counts"`
+	Count  uint64    `json:"count"`
+	Sum    float64   `json:"sum"`
 }

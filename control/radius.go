@@ -303,6 +303,7 @@ func (sh *shard) accountingStart(sub *subscriber, now time.Time) {
 		return
 	}
 	sub.started = now
+	sh.srv.online.observe(now.Sub(sub.sess.Created))
 	sh.recordStart(sub, now)
 	sh.accounting(sub, aaa.AcctStart, 0, now)
 	if iv := sub.interimInterval(sh.srv.config()); iv > 0 {

@@ -41,6 +41,8 @@ type Server struct {
 	snap     atomic.Pointer[snapshot]
 	reloadMu sync.Mutex
 	aaa      aaaState
+	setup    histogram // ICRQ to ICCN
+	online   histogram // ICRQ to the first NCP open
 	state    stateStore
 	shards   []*shard
 	seed     maphash.Seed
@@ -406,6 +408,7 @@ func (s *Server) Stats(ctx context.Context) (Stats, error) {
 	if s.aaa.spool != nil {
 		st.AcctQueue = s.aaa.spool.Len()
 	}
+	st.SessionSetup, st.OnlineSetup = s.setup.snapshot(), s.online.snapshot()
 	if s.state.async != nil {
 		st.StoreQueue = s.state.async.Depth()
 	}

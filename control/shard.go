@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"net/netip"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -324,6 +325,7 @@ func (sh *shard) report(e *entry, ev tunnel.Event, now time.Time) {
 		log.Info("tunnel established", append(tf, zap.Uint8("version", e.t.Version()), zap.String("peer_host_name", e.t.Peer().HostName))...)
 	case tunnel.TunnelDown:
 		sh.counters["tunnels_closed"]++
+		sh.counters["tunnels_closed_result_"+strconv.Itoa(int(ev.Result.Code))]++
 		log.Info("tunnel down", append(tf, zap.Uint16("result", ev.Result.Code), zap.Uint16("error", ev.Result.Error),
 			zap.String("message", ev.Result.Message), zap.Bool("by_peer", ev.ByPeer), zap.Bool("timeout", ev.Timeout))...)
 	case tunnel.TunnelFallback:
@@ -331,6 +333,7 @@ func (sh *shard) report(e *entry, ev tunnel.Event, now time.Time) {
 	case tunnel.SessionUp:
 		sh.srv.sessions.Add(1)
 		sh.counters["sessions_established"]++
+		sh.srv.setup.observe(now.Sub(ev.Session.Created))
 		log.Info("session established", append(tf, zap.Uint32("session_id", ev.SessionID), zap.Uint32("peer_session_id", ev.Session.PeerID),
 			zap.Uint32("call_serial", ev.Session.Serial), zap.Bool("proxy_lcp", ev.Session.Proxy.Present()))...)
 		sh.startPPP(e, ev.Session, now)
@@ -339,6 +342,7 @@ func (sh *shard) report(e *entry, ev tunnel.Event, now time.Time) {
 			sh.srv.sessions.Add(-1)
 		}
 		sh.counters["sessions_closed"]++
+		sh.counters["sessions_closed_result_"+strconv.Itoa(int(ev.Result.Code))]++
 		if sub := sh.subs[sessionKey(e.t, ev.SessionID)]; sub != nil && sub.e == e {
 			if !sub.started.IsZero() {
 				cause := stopCause(sub, ev)

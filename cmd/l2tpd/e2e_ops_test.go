@@ -56,6 +56,9 @@ func TestE2EOperations(t *testing.T) {
 	if v := m1[`l2tpd_sessions{ppp_state="network",state="established"}`]; v != 1 {
 		t.Errorf("l2tpd_sessions network = %v; want 1\n%v", v, m1)
 	}
+	if v := m1[`l2tpd_subscriber_online_seconds_count`]; v < 1 {
+		t.Errorf("subscriber_online_seconds_count = %v", v)
+	}
 	if v := m1[`l2tpd_control_events_total{event="sessions_established"}`]; v < 1 {
 		t.Errorf("sessions_established = %v", v)
 	}

@@ -33,7 +33,7 @@ type collector struct {
 	hash    atomic.Value // string: the loaded configuration's hash
 
 	tunnels, sessions, counters, drops, pkts, bytes, info *prometheus.Desc
-	acctQueue, storeQueue, radiusUp                       *prometheus.Desc
+	acctQueue, storeQueue, radiusUp, setup, online        *prometheus.Desc
 }
 
 func newCollector(src metricsSource) *collector {
@@ -53,6 +53,8 @@ func newCollector(src metricsSource) *collector {
 		acctQueue:  prometheus.NewDesc("l2tpd_accounting_queue", "Accounting records waiting for a RADIUS server.", nil, nil),
 		storeQueue: prometheus.NewDesc("l2tpd_store_queue", "Writes waiting for the state store.", nil, nil),
 		radiusUp:   prometheus.NewDesc("l2tpd_radius_server_up", "1 while a RADIUS server is alive, by address.", []string{"server"}, nil),
+		setup:      prometheus.NewDesc("l2tpd_session_setup_seconds", "Time from ICRQ to ICCN (L2TP session setup).", nil, nil),
+		online:     prometheus.NewDesc("l2tpd_subscriber_online_seconds", "Time from ICRQ to the subscriber's first network protocol open (LCP, authentication, IPCP/IPv6CP).", nil, nil),
 	}
 	c.reloads.WithLabelValues("ok")
 	c.reloads.WithLabelValues("rejected")
@@ -62,7 +64,7 @@ func newCollector(src metricsSource) *collector {
 func (c *collector) setHash(h string) { c.hash.Store(h) }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.tunnels, c.sessions, c.counters, c.drops, c.pkts, c.bytes, c.info, c.acctQueue, c.storeQueue, c.radiusUp} {
+	for _, d := range []*prometheus.Desc{c.tunnels, c.sessions, c.counters, c.drops, c.pkts, c.bytes, c.info, c.acctQueue, c.storeQueue, c.radiusUp, c.setup, c.online} {
 		ch <- d
 	}
 	c.reloads.Describe(ch)
@@ -112,6 +114,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for k, v := range st.Drops {
 			ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(v), k)
 		}
+		ch <- histogram(c.setup, st.SessionSetup)
+		ch <- histogram(c.online, st.OnlineSetup)
 		ch <- prometheus.MustNewConstMetric(c.acctQueue, prometheus.GaugeValue, float64(st.AcctQueue))
 		ch <- prometheus.MustNewConstMetric(c.storeQueue, prometheus.GaugeValue, float64(st.StoreQueue))
 		for _, sv := range st.Servers {
@@ -146,4 +150,12 @@ func serveMetrics(ctx context.Context, addr string, c *collector, log *zap.Logge
 		return err
 	}
 	return nil
+}
+
+func histogram(d *prometheus.Desc, h control.Histogram) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(h.Bounds))
+	for i, b := range h.Bounds {
+		buckets[b] = h.Counts[i]
+	}
+	return prometheus.MustNewConstHistogram(d, h.Count, h.Sum, buckets)
 }

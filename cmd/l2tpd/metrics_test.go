@@ -22,7 +22,8 @@ func TestCollector(t *testing.T) {
 		},
 		[]control.SessionInfo{{SessionID: 7, State: "established", PPPState: "network", RxPackets: 10, TxPackets: 4, RxBytes: 1000, TxBytes: 400}},
 		control.Stats{Counters: map[string]uint64{"tunnels_established": 5}, Drops: map[string]uint64{"malformed": 2},
-			AcctQueue: 3, Servers: []control.ServerInfo{{Addr: "192.0.2.10:1812", Dead: true}}},
+			AcctQueue: 3, Servers: []control.ServerInfo{{Addr: "192.0.2.10:1812", Dead: true}},
+			OnlineSetup: control.Histogram{Bounds: []float64{0.1, 1}, Counts: []uint64{1, 3}, Count: 4, Sum: 2.5}},
 	)
 	c := newCollector(fake)
 	c.setHash("abc123")
@@ -54,10 +55,17 @@ l2tpd_accounting_queue 3
 # HELP l2tpd_radius_server_up 1 while a RADIUS server is alive, by address.
 # TYPE l2tpd_radius_server_up gauge
 l2tpd_radius_server_up{server="192.0.2.10:1812"} 0
+# HELP l2tpd_subscriber_online_seconds Time from ICRQ to the subscriber's first network protocol open (LCP, authentication, IPCP/IPv6CP).
+# TYPE l2tpd_subscriber_online_seconds histogram
+l2tpd_subscriber_online_seconds_bucket{le="0.1"} 1
+l2tpd_subscriber_online_seconds_bucket{le="1"} 3
+l2tpd_subscriber_online_seconds_bucket{le="+Inf"} 4
+l2tpd_subscriber_online_seconds_sum 2.5
+l2tpd_subscriber_online_seconds_count 4
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
 		"l2tpd_tunnels", "l2tpd_drops_total", "l2tpd_session_packets", "l2tpd_config_info", "l2tpd_config_reloads_total",
-		"l2tpd_accounting_queue", "l2tpd_radius_server_up"); err != nil {
+		"l2tpd_accounting_queue", "l2tpd_radius_server_up", "l2tpd_subscriber_online_seconds"); err != nil {
 		t.Fatal(err)
 	}
 	if n := testutil.CollectAndCount(c, "l2tpd_sessions"); n != 1 {
