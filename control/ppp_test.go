@@ -106,6 +106,21 @@ func (l *subscriberLAC) pump(cond func() bool, within time.Duration) bool {
 	return cond()
 }
 
+// sessionDown pumps until the LAC's tunnel reports its session down
+// (a CDN from the LNS) and returns that event, or nil after within.
+func (l *subscriberLAC) sessionDown(within time.Duration) *tunnel.Event {
+	var down *tunnel.Event
+	l.pump(func() bool {
+		for _, e := range l.tun.Events() {
+			if e.Kind == tunnel.SessionDown {
+				down = &e
+			}
+		}
+		return down != nil
+	}, within)
+	return down
+}
+
 func (l *subscriberLAC) has(k ppp.EventKind) bool {
 	for _, e := range l.events {
 		if e.Kind == k {
@@ -231,22 +246,15 @@ func TestPPPSubscriberOnline(t *testing.T) {
 func TestPPPAuthFailureCDN(t *testing.T) {
 	s, addr := pppServer(t, nil)
 	l := newSubscriberLAC(t, addr, 2, "alice", "wrong", []ppp.AuthProto{ppp.AuthCHAPMD5}, false)
-	var down []tunnel.Event
 	l.dial(t, nil)
 	l.client.Start(time.Now(), &l.out)
 	l.flush()
-	if !l.pump(func() bool {
-		for _, e := range l.tun.Events() {
-			if e.Kind == tunnel.SessionDown {
-				down = append(down, e)
-			}
-		}
-		return len(down) > 0
-	}, 5*time.Second) {
+	down := l.sessionDown(5 * time.Second)
+	if down == nil {
 		t.Fatal("no CDN after a failed authentication")
 	}
-	if c := down[0].Cause; c == nil || c.Code != 16 || down[0].Result.Code != wire.CDNGeneralError {
-		t.Fatalf("CDN %+v cause %+v", down[0].Result, down[0].Cause)
+	if c := down.Cause; c == nil || c.Code != 16 || down.Result.Code != wire.CDNGeneralError {
+		t.Fatalf("CDN %+v cause %+v", down.Result, down.Cause)
 	}
 	waitFor(t, "session gone", func() bool {
 		ss, _ := s.Sessions(context.Background())
@@ -270,15 +278,8 @@ func TestPPPEchoFailureCDN(t *testing.T) {
 		t.Fatal("not online")
 	}
 	l.dropData = true
-	var down *tunnel.Event
-	if !l.pump(func() bool {
-		for _, e := range l.tun.Events() {
-			if e.Kind == tunnel.SessionDown {
-				down = &e
-			}
-		}
-		return down != nil
-	}, 5*time.Second) {
+	down := l.sessionDown(5 * time.Second)
+	if down == nil {
 		t.Fatal("session survived a dead link")
 	}
 	if down.Result.Code != wire.CDNLostCarrier || down.Cause == nil || down.Cause.Code != 8 {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/l2tpd/l2tpd/aaa/radiustest"
-	"github.com/l2tpd/l2tpd/control/tunnel"
 	"github.com/l2tpd/l2tpd/control/wire"
 	"github.com/l2tpd/l2tpd/ppp"
 )
@@ -85,15 +84,7 @@ func TestRADIUSSubscriber(t *testing.T) {
 	cmd.Stdin = strings.NewReader("User-Name = \"alice\"\nNAS-Identifier = \"l2tpd-test\"\n")
 	done := make(chan []byte, 1)
 	go func() { out, _ := cmd.CombinedOutput(); done <- out }()
-	var down *tunnel.Event
-	l.pump(func() bool {
-		for _, e := range l.tun.Events() {
-			if e.Kind == tunnel.SessionDown {
-				down = &e
-			}
-		}
-		return down != nil
-	}, 5*time.Second)
+	down := l.sessionDown(5 * time.Second)
 	out := <-done
 	if !strings.Contains(string(out), "Disconnect-ACK") {
 		t.Fatalf("radclient: %s", out)
@@ -118,16 +109,7 @@ func TestRADIUSSubscriber(t *testing.T) {
 	if !l2.pump(func() bool { return l2.client.IPCPState() == ppp.StateOpened }, 5*time.Second) {
 		t.Fatal("carol not online")
 	}
-	var down2 *tunnel.Event
-	l2.pump(func() bool {
-		for _, e := range l2.tun.Events() {
-			if e.Kind == tunnel.SessionDown {
-				down2 = &e
-			}
-		}
-		return down2 != nil
-	}, 6*time.Second)
-	if down2 == nil {
+	if l2.sessionDown(6*time.Second) == nil {
 		t.Fatal("Session-Timeout did not end the session")
 	}
 	waitFor(t, "Accounting Stop with Session-Timeout", func() bool {
@@ -173,16 +155,7 @@ func TestRADIUSIdleTimeoutIgnoresKeepalives(t *testing.T) {
 		t.Fatal("not online")
 	}
 	start := time.Now()
-	var down *tunnel.Event
-	l.pump(func() bool {
-		for _, e := range l.tun.Events() {
-			if e.Kind == tunnel.SessionDown {
-				down = &e
-			}
-		}
-		return down != nil
-	}, 8*time.Second)
-	if down == nil {
+	if l.sessionDown(8*time.Second) == nil {
 		st, _ := s.Stats(context.Background())
 		t.Fatalf("an idle session with keepalives was not ended (counters %v)", st.Counters)
 	}
