@@ -14,7 +14,12 @@ import (
 func listenUDP(addr string) (*net.UDPConn, error) {
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
-		return nil, fmt.Errorf("control: listen %q: %w", addr, err)
+		// ":1701" and host names: let the resolver decide.
+		ua, rerr := net.ResolveUDPAddr("udp", addr)
+		if rerr != nil {
+			return nil, fmt.Errorf("control: listen %q: %w", addr, err)
+		}
+		ap = ua.AddrPort()
 	}
 	network := "udp4"
 	if ap.Addr().Is6() && !ap.Addr().Is4In6() {

@@ -346,7 +346,14 @@ func (sh *shard) pppEvent(sub *subscriber, ev ppp.Event, now time.Time) {
 			sh.sendRA(sub, now)
 		}
 		sh.accountingStart(sub, now)
-		log.Info("subscriber online", append(fields, zap.String("user", sub.user), zap.Stringer("ipv4", sub.ipv4), zap.Stringer("ipv6", sub.ipv6))...)
+		online := append(fields, zap.String("user", sub.user))
+		if sub.ipv4.IsValid() {
+			online = append(online, zap.Stringer("ipv4", sub.ipv4))
+		}
+		if sub.ipv6.IsValid() {
+			online = append(online, zap.Stringer("ipv6", sub.ipv6))
+		}
+		log.Info("subscriber online", online...)
 	case ppp.EventNetworkDown:
 		if ev.Network.Protocol == ppp.ProtoIPCP {
 			sub.ipcpUp = false

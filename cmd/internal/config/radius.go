@@ -48,8 +48,13 @@ func (d *decoder) radius(path string, n *yaml.Node, r *control.RADIUS) {
 			}
 		}},
 		{"interim_interval", func(p string, v *yaml.Node) {
-			if d.duration(p, v, &r.InterimInterval) && r.InterimInterval != 0 && r.InterimInterval < 60e9 {
-				d.fail(p, v, "must be 0 (none) or at least 60s (RFC 2869 §5.16)")
+			// 0s (none) is allowed here, unlike other durations.
+			if n := resolve(v); n.Kind == yaml.ScalarNode && (n.Value == "0s" || n.Value == "0") {
+				r.InterimInterval = 0
+				return
+			}
+			if d.duration(p, v, &r.InterimInterval) && r.InterimInterval < 60e9 {
+				d.fail(p, v, "must be 0s (none) or at least 60s (RFC 2869 §5.16)")
 			}
 		}},
 		{"auth_servers", func(p string, v *yaml.Node) { r.Auth = d.radiusServers(p, v) }},
