@@ -162,6 +162,9 @@ type TunnelInfo struct {
 	Since         time.Time `json:"since"`
 	UptimeSeconds float64   `json:"uptime_seconds"`
 	Retransmits   uint64    `json:"retransmits"`
+	// RTTSeconds is the smoothed round trip of the control channel
+	// (Hello and every other message acknowledged first time).
+	RTTSeconds float64 `json:"rtt_seconds"`
 }
 
 // SessionInfo describes one session for l2tpctl show sessions.

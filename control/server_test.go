@@ -141,7 +141,7 @@ func TestServerTunnelSessionClear(t *testing.T) {
 			}
 			return false
 		})
-		if ti.Version != int(v) || ti.PeerTunnelID != 77 || ti.PeerHostName != "test-lac" || ti.Role != "lns" {
+		if ti.Version != int(v) || ti.PeerTunnelID != 77 || ti.PeerHostName != "test-lac" || ti.Role != "lns" || ti.RTTSeconds <= 0 {
 			t.Fatalf("v%d: tunnel info %+v", v, ti)
 		}
 		sid, err := p.tun.StartCall(time.Now(), tunnel.CallParams{Serial: 9, CallingNumber: "555"})

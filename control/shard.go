@@ -94,6 +94,7 @@ func (e *entry) info(now time.Time) TunnelInfo {
 		Since:         since,
 		UptimeSeconds: up,
 		Retransmits:   e.t.Stats().Reliable.Retransmits,
+		RTTSeconds:    e.t.Stats().Reliable.SRTT.Seconds(),
 	}
 }
 

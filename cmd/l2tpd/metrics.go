@@ -33,7 +33,7 @@ type collector struct {
 	hash    atomic.Value // string: the loaded configuration's hash
 
 	tunnels, sessions, counters, drops, pkts, bytes, info *prometheus.Desc
-	acctQueue, storeQueue, radiusUp, setup, online        *prometheus.Desc
+	acctQueue, storeQueue, radiusUp, setup, online, rtt   *prometheus.Desc
 }
 
 func newCollector(src metricsSource) *collector {
@@ -55,6 +55,7 @@ func newCollector(src metricsSource) *collector {
 		radiusUp:   prometheus.NewDesc("l2tpd_radius_server_up", "1 while a RADIUS server is alive, by address.", []string{"server"}, nil),
 		setup:      prometheus.NewDesc("l2tpd_session_setup_seconds", "Time from ICRQ to ICCN (L2TP session setup).", nil, nil),
 		online:     prometheus.NewDesc("l2tpd_subscriber_online_seconds", "Time from ICRQ to the subscriber's first network protocol open (LCP, authentication, IPCP/IPv6CP).", nil, nil),
+		rtt:        prometheus.NewDesc("l2tpd_control_rtt_seconds", "Smoothed control channel round trip (Hello included) of the tunnels, at scrape time.", nil, nil),
 	}
 	c.reloads.WithLabelValues("ok")
 	c.reloads.WithLabelValues("rejected")
@@ -64,7 +65,7 @@ func newCollector(src metricsSource) *collector {
 func (c *collector) setHash(h string) { c.hash.Store(h) }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.tunnels, c.sessions, c.counters, c.drops, c.pkts, c.bytes, c.info, c.acctQueue, c.storeQueue, c.radiusUp, c.setup, c.online} {
+	for _, d := range []*prometheus.Desc{c.tunnels, c.sessions, c.counters, c.drops, c.pkts, c.bytes, c.info, c.acctQueue, c.storeQueue, c.radiusUp, c.setup, c.online, c.rtt} {
 		ch <- d
 	}
 	c.reloads.Describe(ch)
@@ -87,6 +88,20 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for k, v := range n {
 			ch <- prometheus.MustNewConstMetric(c.tunnels, prometheus.GaugeValue, v, k.state, k.version, k.peer)
 		}
+		h := control.Histogram{Bounds: rttBounds, Counts: make([]uint64, len(rttBounds))}
+		for _, t := range ts {
+			if t.RTTSeconds <= 0 {
+				continue
+			}
+			h.Count++
+			h.Sum += t.RTTSeconds
+			for i, b := range rttBounds {
+				if t.RTTSeconds <= b {
+					h.Counts[i]++
+				}
+			}
+		}
+		ch <- histogram(c.rtt, h)
 	}
 	if ss, err := c.src.Sessions(ctx); err == nil {
 		type key struct{ state, ppp string }
@@ -151,6 +166,9 @@ func serveMetrics(ctx context.Context, addr string, c *collector, log *zap.Logge
 	}
 	return nil
 }
+
+// rttBounds are the control RTT buckets, in seconds.
+var rttBounds = []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}
 
 func histogram(d *prometheus.Desc, h control.Histogram) prometheus.Metric {
 	buckets := make(map[float64]uint64, len(h.Bounds))

@@ -16,7 +16,7 @@ import (
 func TestCollector(t *testing.T) {
 	fake := admintest.New(
 		[]control.TunnelInfo{
-			{TunnelID: 1, Peer: "192.0.2.1:1701", Version: 2, State: "established"},
+			{TunnelID: 1, Peer: "192.0.2.1:1701", Version: 2, State: "established", RTTSeconds: 0.02},
 			{TunnelID: 2, Peer: "192.0.2.1:1701", Version: 2, State: "established"},
 			{TunnelID: 3, Peer: "[2001:db8::1]:1701", Version: 3, State: "wait-ctl-conn"},
 		},
@@ -67,6 +67,9 @@ l2tpd_subscriber_online_seconds_count 4
 		"l2tpd_tunnels", "l2tpd_drops_total", "l2tpd_session_packets", "l2tpd_config_info", "l2tpd_config_reloads_total",
 		"l2tpd_accounting_queue", "l2tpd_radius_server_up", "l2tpd_subscriber_online_seconds"); err != nil {
 		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(c, "l2tpd_control_rtt_seconds"); n != 1 {
+		t.Fatalf("%d rtt series", n)
 	}
 	if n := testutil.CollectAndCount(c, "l2tpd_sessions"); n != 1 {
 		t.Fatalf("%d session series", n)

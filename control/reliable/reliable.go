@@ -64,6 +64,10 @@ type Stats struct {
 	SSThresh    uint16
 	BadNr       uint64 // acknowledgements of messages we have not sent, ignored
 	Acked       uint64 // our messages acknowledged by the peer
+	// RTT is the last round trip measured on a message acknowledged
+	// without retransmission (Karn's rule); SRTT its smoothed average
+	// (7/8 old + 1/8 new). Both zero until the first sample.
+	RTT, SRTT time.Duration
 }
 
 // entry is one message on the send queue: unsent, or sent and waiting for
@@ -230,7 +234,7 @@ func (c *Channel) at(i int) *entry {
 // ignored and counted (RFC 3931 §4.2). pkt is only copied when Held.
 func (c *Channel) Recv(now time.Time, ns, nr uint16, zlb bool, pkt []byte) RecvResult {
 	c.touch(now)
-	sane := c.ack(nr)
+	sane := c.ack(now, nr)
 	if zlb {
 		// RFC 2661 §5.8: a ZLB takes no sequence slot, so its Ns does not
 		// move our Nr.
@@ -298,7 +302,7 @@ func (c *Channel) advance(now time.Time) {
 
 // ack applies a received Nr: every sent message with Ns < Nr leaves the
 // queue (RFC 2661 §5.8). It reports whether Nr was sane.
-func (c *Channel) ack(nr uint16) bool {
+func (c *Channel) ack(now time.Time, nr uint16) bool {
 	k := int(nr - c.una)
 	if k == 0 {
 		return true
@@ -311,6 +315,9 @@ func (c *Channel) ack(nr uint16) bool {
 		return false
 	}
 	for i := 0; i < k; i++ {
+		if e := &c.q[c.qHead]; e.retries == 0 && !e.due.IsZero() {
+			c.sampleRTT(now.Sub(e.due.Add(-e.rto)))
+		}
 		c.qHead = (c.qHead + 1) & (len(c.q) - 1)
 	}
 	c.qLen -= k
@@ -335,6 +342,18 @@ func (c *Channel) ack(nr uint16) bool {
 		c.cwnd = c.peer
 	}
 	return true
+}
+
+func (c *Channel) sampleRTT(d time.Duration) {
+	if d < 0 {
+		return
+	}
+	c.stats.RTT = d
+	if c.stats.SRTT == 0 {
+		c.stats.SRTT = d
+	} else {
+		c.stats.SRTT += (d - c.stats.SRTT) / 8
+	}
 }
 
 // Next returns the next held message that is now in order, if any (after
