@@ -113,6 +113,10 @@ type ServerState struct {
 	Timeouts  int // consecutive unanswered requests
 	Sockets   int
 	Pending   int
+	// Responses counts the server's valid answers; Latency is their
+	// smoothed delay (answers to a first transmission only).
+	Responses uint64
+	Latency   time.Duration
 }
 
 type sock struct {
@@ -130,6 +134,8 @@ type server struct {
 	dead      bool
 	deadUntil time.Time
 	probing   bool
+	responses uint64
+	latency   time.Duration // smoothed, from answers to a first transmission
 }
 
 // txn is one request until it is answered or given up.
@@ -422,6 +428,16 @@ func (e *engine) receive(now time.Time, i, k int, b []byte) {
 		return
 	}
 	e.stats.Responses++
+	s.responses++
+	if t.tries == 1 {
+		// Only an answer to a single transmission is unambiguous.
+		d := now.Sub(t.deadline.Add(-e.timing.Timeout))
+		if s.latency == 0 {
+			s.latency = d
+		} else {
+			s.latency += (d - s.latency) / 8
+		}
+	}
 	s.timeouts = 0
 	if s.dead {
 		s.dead = false
@@ -548,7 +564,8 @@ func (e *engine) closeAll() {
 func (e *engine) serverStates() []ServerState {
 	st := make([]ServerState, len(e.servers))
 	for i, s := range e.servers {
-		st[i] = ServerState{Addr: s.Addr, Dead: s.dead, DeadUntil: s.deadUntil, Timeouts: s.timeouts, Sockets: len(s.socks)}
+		st[i] = ServerState{Addr: s.Addr, Dead: s.dead, DeadUntil: s.deadUntil, Timeouts: s.timeouts, Sockets: len(s.socks),
+			Responses: s.responses, Latency: s.latency}
 		for _, sk := range s.socks {
 			st[i].Pending += sk.n
 		}

@@ -304,3 +304,31 @@ func TestClientDropsUnsignedAccept(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// Each server's answers and their delay are kept; only an answer to a
+// single transmission is timed.
+func TestServerLatency(t *testing.T) {
+	e := newTestEngine([]Server{{Addr: addrPort("127.0.0.1:1812"), Secret: "s"}}, Timing{Timeout: time.Second, Retries: 2})
+	var got []error
+	if err := e.submit(t0, papTxn(t, &got)); err != nil {
+		t.Fatal(err)
+	}
+	req := takeOut(e)[0].pkt
+	e.receive(t0.Add(40*time.Millisecond), 0, 0, fakeResponse(req, codeAccessAccept, nil, "s", true))
+	runDone(e)
+	if st := e.serverStates()[0]; st.Responses != 1 || st.Latency != 40*time.Millisecond {
+		t.Fatalf("after one answer: %+v", st)
+	}
+	// Answered after a retransmission: counted, not timed.
+	if err := e.submit(t0.Add(time.Minute), papTxn(t, &got)); err != nil {
+		t.Fatal(err)
+	}
+	req = takeOut(e)[0].pkt
+	e.tick(t0.Add(time.Minute + time.Second))
+	takeOut(e)
+	e.receive(t0.Add(time.Minute+time.Second+500*time.Millisecond), 0, 0, fakeResponse(req, codeAccessAccept, nil, "s", true))
+	runDone(e)
+	if st := e.serverStates()[0]; st.Responses != 2 || st.Latency != 40*time.Millisecond {
+		t.Fatalf("after an ambiguous answer: %+v", st)
+	}
+}

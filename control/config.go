@@ -217,9 +217,12 @@ type Stats struct {
 
 // ServerInfo is a RADIUS server's health.
 type ServerInfo struct {
-	Addr    string `json:"addr"`
-	Dead    bool   `json:"dead"`
-	Pending int    `json:"pending"`
+	Addr      string `json:"addr"`
+	Dead      bool   `json:"dead"`
+	Pending   int    `json:"pending"`
+	Responses uint64 `json:"responses"`
+	// LatencySeconds is the smoothed delay of its answers.
+	LatencySeconds float64 `json:"latency_seconds"`
 }
 
 // Histogram is a cumulative latency histogram: Counts[i] is how many

@@ -59,6 +59,10 @@ func TestRADIUSSubscriber(t *testing.T) {
 	if si.IPv4 != "100.64.0.15" || si.UserName != "alice" {
 		t.Fatalf("session %+v; want RADIUS's Framed-IP-Address", si)
 	}
+	if st, _ := s.Stats(context.Background()); len(st.Servers) == 0 || st.Servers[0].Responses == 0 || st.Servers[0].LatencySeconds <= 0 ||
+		st.Counters["radius_requests"] == 0 {
+		t.Fatalf("RADIUS server stats %+v, counters %v", st.Servers, st.Counters)
+	}
 	defer func() {
 		if t.Failed() {
 			st, _ := s.Stats(context.Background())

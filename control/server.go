@@ -402,7 +402,8 @@ func (s *Server) Stats(ctx context.Context) (Stats, error) {
 		st.Drops["radius_bad_message_authenticator"] = r.DropBadMessageAuth + r.DropNoMessageAuth
 		st.Drops["radius_malformed"] = r.DropMalformed + r.DropUnknownID + r.DropAuthenticator + r.DropCode
 		for _, sv := range c.Servers() {
-			st.Servers = append(st.Servers, ServerInfo{Addr: sv.Addr.String(), Dead: sv.Dead, Pending: sv.Pending})
+			st.Servers = append(st.Servers, ServerInfo{Addr: sv.Addr.String(), Dead: sv.Dead, Pending: sv.Pending,
+				Responses: sv.Responses, LatencySeconds: sv.Latency.Seconds()})
 		}
 	}
 	if s.aaa.spool != nil {
