@@ -117,6 +117,9 @@ type ServerState struct {
 	// smoothed delay (answers to a first transmission only).
 	Responses uint64
 	Latency   time.Duration
+	// Requests were given to this server; Unanswered of them timed out
+	// there (and failed over, or failed).
+	Requests, Unanswered uint64
 }
 
 type sock struct {
@@ -135,6 +138,8 @@ type server struct {
 	deadUntil time.Time
 	probing   bool
 	responses uint64
+	requests  uint64        // requests given to this server (failovers included)
+	unanswer  uint64        // requests this server left unanswered
 	latency   time.Duration // smoothed, from answers to a first transmission
 }
 
@@ -261,6 +266,7 @@ func (e *engine) take(t *txn, i, k int) {
 		sk.next++
 	}
 	t.srv, t.sock, t.id = i, k, sk.next
+	e.servers[i].requests++
 	sk.ids[t.id] = t
 	sk.n++
 	sk.next++
@@ -510,6 +516,7 @@ func (e *engine) tick(now time.Time) {
 func (e *engine) serverTimeout(now time.Time, i int) {
 	s := e.servers[i]
 	s.timeouts++
+	s.unanswer++
 	if !s.dead && s.timeouts >= e.timing.DeadAfter {
 		s.dead = true
 		s.deadUntil = now.Add(e.timing.DeadTime)
@@ -565,7 +572,7 @@ func (e *engine) serverStates() []ServerState {
 	st := make([]ServerState, len(e.servers))
 	for i, s := range e.servers {
 		st[i] = ServerState{Addr: s.Addr, Dead: s.dead, DeadUntil: s.deadUntil, Timeouts: s.timeouts, Sockets: len(s.socks),
-			Responses: s.responses, Latency: s.latency}
+			Responses: s.responses, Latency: s.latency, Requests: s.requests, Unanswered: s.unanswer}
 		for _, sk := range s.socks {
 			st[i].Pending += sk.n
 		}

@@ -328,7 +328,7 @@ func TestServerLatency(t *testing.T) {
 	takeOut(e)
 	e.receive(t0.Add(time.Minute+time.Second+500*time.Millisecond), 0, 0, fakeResponse(req, codeAccessAccept, nil, "s", true))
 	runDone(e)
-	if st := e.serverStates()[0]; st.Responses != 2 || st.Latency != 40*time.Millisecond {
+	if st := e.serverStates()[0]; st.Responses != 2 || st.Latency != 40*time.Millisecond || st.Requests != 2 || st.Unanswered != 0 {
 		t.Fatalf("after an ambiguous answer: %+v", st)
 	}
 }

@@ -221,6 +221,9 @@ type ServerInfo struct {
 	Dead      bool   `json:"dead"`
 	Pending   int    `json:"pending"`
 	Responses uint64 `json:"responses"`
+	// Requests were sent to it; Unanswered of them timed out there.
+	Requests   uint64 `json:"requests"`
+	Unanswered uint64 `json:"unanswered"`
 	// LatencySeconds is the smoothed delay of its answers.
 	LatencySeconds float64 `json:"latency_seconds"`
 }

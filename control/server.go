@@ -403,7 +403,7 @@ func (s *Server) Stats(ctx context.Context) (Stats, error) {
 		st.Drops["radius_malformed"] = r.DropMalformed + r.DropUnknownID + r.DropAuthenticator + r.DropCode
 		for _, sv := range c.Servers() {
 			st.Servers = append(st.Servers, ServerInfo{Addr: sv.Addr.String(), Dead: sv.Dead, Pending: sv.Pending,
-				Responses: sv.Responses, LatencySeconds: sv.Latency.Seconds()})
+				Responses: sv.Responses, LatencySeconds: sv.Latency.Seconds(), Requests: sv.Requests, Unanswered: sv.Unanswered})
 		}
 	}
 	if s.aaa.spool != nil {

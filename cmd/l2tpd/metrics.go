@@ -34,7 +34,8 @@ type collector struct {
 
 	tunnels, sessions, counters, drops, pkts, bytes, info *prometheus.Desc
 	acctQueue, storeQueue, radiusUp, setup, online, rtt   *prometheus.Desc
-	radiusLatency, radiusResponses                        *prometheus.Desc
+	radiusLatency, radiusResponses, radiusRequests        *prometheus.Desc
+	radiusUnanswered                                      *prometheus.Desc
 }
 
 func newCollector(src metricsSource) *collector {
@@ -44,21 +45,23 @@ func newCollector(src metricsSource) *collector {
 			Name: "l2tpd_config_reloads_total",
 			Help: "Configuration reloads by result (ok, rejected).",
 		}, []string{"result"}),
-		tunnels:         prometheus.NewDesc("l2tpd_tunnels", "Tunnels by state, protocol version and peer.", []string{"state", "version", "peer"}, nil),
-		sessions:        prometheus.NewDesc("l2tpd_sessions", "Sessions by L2TP state and PPP state.", []string{"state", "ppp_state"}, nil),
-		counters:        prometheus.NewDesc("l2tpd_control_events_total", "Control plane events (tunnels/sessions established and closed, retransmissions, duplicates, out-of-order messages, PPP outcomes).", []string{"event"}, nil),
-		drops:           prometheus.NewDesc("l2tpd_drops_total", "Packets dropped by reason (datapath_ prefix: the forwarding plane).", []string{"reason"}, nil),
-		pkts:            prometheus.NewDesc("l2tpd_session_packets", "Packets of the live sessions, by direction (rx: from the LAC).", []string{"direction"}, nil),
-		bytes:           prometheus.NewDesc("l2tpd_session_bytes", "Bytes of the live sessions, by direction (rx: from the LAC).", []string{"direction"}, nil),
-		info:            prometheus.NewDesc("l2tpd_config_info", "The loaded configuration, by hash.", []string{"hash"}, nil),
-		acctQueue:       prometheus.NewDesc("l2tpd_accounting_queue", "Accounting records waiting for a RADIUS server.", nil, nil),
-		storeQueue:      prometheus.NewDesc("l2tpd_store_queue", "Writes waiting for the state store.", nil, nil),
-		radiusUp:        prometheus.NewDesc("l2tpd_radius_server_up", "1 while a RADIUS server is alive, by address.", []string{"server"}, nil),
-		setup:           prometheus.NewDesc("l2tpd_session_setup_seconds", "Time from ICRQ to ICCN (L2TP session setup).", nil, nil),
-		online:          prometheus.NewDesc("l2tpd_subscriber_online_seconds", "Time from ICRQ to the subscriber's first network protocol open (LCP, authentication, IPCP/IPv6CP).", nil, nil),
-		rtt:             prometheus.NewDesc("l2tpd_control_rtt_seconds", "Smoothed control channel round trip (Hello included) of the tunnels, at scrape time.", nil, nil),
-		radiusLatency:   prometheus.NewDesc("l2tpd_radius_latency_seconds", "Smoothed delay of a RADIUS server's answers, by address.", []string{"server"}, nil),
-		radiusResponses: prometheus.NewDesc("l2tpd_radius_responses_total", "Valid answers from a RADIUS server, by address.", []string{"server"}, nil),
+		tunnels:          prometheus.NewDesc("l2tpd_tunnels", "Tunnels by state, protocol version and peer.", []string{"state", "version", "peer"}, nil),
+		sessions:         prometheus.NewDesc("l2tpd_sessions", "Sessions by L2TP state and PPP state.", []string{"state", "ppp_state"}, nil),
+		counters:         prometheus.NewDesc("l2tpd_control_events_total", "Control plane events (tunnels/sessions established and closed, retransmissions, duplicates, out-of-order messages, PPP outcomes).", []string{"event"}, nil),
+		drops:            prometheus.NewDesc("l2tpd_drops_total", "Packets dropped by reason (datapath_ prefix: the forwarding plane).", []string{"reason"}, nil),
+		pkts:             prometheus.NewDesc("l2tpd_session_packets", "Packets of the live sessions, by direction (rx: from the LAC).", []string{"direction"}, nil),
+		bytes:            prometheus.NewDesc("l2tpd_session_bytes", "Bytes of the live sessions, by direction (rx: from the LAC).", []string{"direction"}, nil),
+		info:             prometheus.NewDesc("l2tpd_config_info", "The loaded configuration, by hash.", []string{"hash"}, nil),
+		acctQueue:        prometheus.NewDesc("l2tpd_accounting_queue", "Accounting records waiting for a RADIUS server.", nil, nil),
+		storeQueue:       prometheus.NewDesc("l2tpd_store_queue", "Writes waiting for the state store.", nil, nil),
+		radiusUp:         prometheus.NewDesc("l2tpd_radius_server_up", "1 while a RADIUS server is alive, by address.", []string{"server"}, nil),
+		setup:            prometheus.NewDesc("l2tpd_session_setup_seconds", "Time from ICRQ to ICCN (L2TP session setup).", nil, nil),
+		online:           prometheus.NewDesc("l2tpd_subscriber_online_seconds", "Time from ICRQ to the subscriber's first network protocol open (LCP, authentication, IPCP/IPv6CP).", nil, nil),
+		rtt:              prometheus.NewDesc("l2tpd_control_rtt_seconds", "Smoothed control channel round trip (Hello included) of the tunnels, at scrape time.", nil, nil),
+		radiusLatency:    prometheus.NewDesc("l2tpd_radius_latency_seconds", "Smoothed delay of a RADIUS server's answers, by address.", []string{"server"}, nil),
+		radiusResponses:  prometheus.NewDesc("l2tpd_radius_responses_total", "Valid answers from a RADIUS server, by address.", []string{"server"}, nil),
+		radiusRequests:   prometheus.NewDesc("l2tpd_radius_requests_total", "Requests sent to a RADIUS server, by address.", []string{"server"}, nil),
+		radiusUnanswered: prometheus.NewDesc("l2tpd_radius_timeouts_total", "Requests a RADIUS server left unanswered, by address.", []string{"server"}, nil),
 	}
 	c.reloads.WithLabelValues("ok")
 	c.reloads.WithLabelValues("rejected")
@@ -68,7 +71,7 @@ func newCollector(src metricsSource) *collector {
 func (c *collector) setHash(h string) { c.hash.Store(h) }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.tunnels, c.sessions, c.counters, c.drops, c.pkts, c.bytes, c.info, c.acctQueue, c.storeQueue, c.radiusUp, c.setup, c.online, c.rtt, c.radiusLatency, c.radiusResponses} {
+	for _, d := range []*prometheus.Desc{c.tunnels, c.sessions, c.counters, c.drops, c.pkts, c.bytes, c.info, c.acctQueue, c.storeQueue, c.radiusUp, c.setup, c.online, c.rtt, c.radiusLatency, c.radiusResponses, c.radiusRequests, c.radiusUnanswered} {
 		ch <- d
 	}
 	c.reloads.Describe(ch)
@@ -144,6 +147,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.radiusUp, prometheus.GaugeValue, up, sv.Addr)
 			ch <- prometheus.MustNewConstMetric(c.radiusLatency, prometheus.GaugeValue, sv.LatencySeconds, sv.Addr)
 			ch <- prometheus.MustNewConstMetric(c.radiusResponses, prometheus.CounterValue, float64(sv.Responses), sv.Addr)
+			ch <- prometheus.MustNewConstMetric(c.radiusRequests, prometheus.CounterValue, float64(sv.Requests), sv.Addr)
+			ch <- prometheus.MustNewConstMetric(c.radiusUnanswered, prometheus.CounterValue, float64(sv.Unanswered), sv.Addr)
 		}
 	}
 }

@@ -22,7 +22,7 @@ func TestCollector(t *testing.T) {
 		},
 		[]control.SessionInfo{{SessionID: 7, State: "established", PPPState: "network", RxPackets: 10, TxPackets: 4, RxBytes: 1000, TxBytes: 400}},
 		control.Stats{Counters: map[string]uint64{"tunnels_established": 5}, Drops: map[string]uint64{"malformed": 2},
-			AcctQueue: 3, Servers: []control.ServerInfo{{Addr: "192.0.2.10:1812", Dead: true, Responses: 7, LatencySeconds: 0.012}},
+			AcctQueue: 3, Servers: []control.ServerInfo{{Addr: "192.0.2.10:1812", Dead: true, Responses: 7, LatencySeconds: 0.012, Requests: 9, Unanswered: 2}},
 			OnlineSetup: control.Histogram{Bounds: []float64{0.1, 1}, Counts: []uint64{1, 3}, Count: 4, Sum: 2.5}},
 	)
 	c := newCollector(fake)
@@ -58,6 +58,9 @@ l2tpd_radius_server_up{server="192.0.2.10:1812"} 0
 # HELP l2tpd_radius_latency_seconds Smoothed delay of a RADIUS server's answers, by address.
 # TYPE l2tpd_radius_latency_seconds gauge
 l2tpd_radius_latency_seconds{server="192.0.2.10:1812"} 0.012
+# HELP l2tpd_radius_timeouts_total Requests a RADIUS server left unanswered, by address.
+# TYPE l2tpd_radius_timeouts_total counter
+l2tpd_radius_timeouts_total{server="192.0.2.10:1812"} 2
 # HELP l2tpd_subscriber_online_seconds Time from ICRQ to the subscriber's first network protocol open (LCP, authentication, IPCP/IPv6CP).
 # TYPE l2tpd_subscriber_online_seconds histogram
 l2tpd_subscriber_online_seconds_bucket{le="0.1"} 1
@@ -68,7 +71,7 @@ l2tpd_subscriber_online_seconds_count 4
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
 		"l2tpd_tunnels", "l2tpd_drops_total", "l2tpd_session_packets", "l2tpd_config_info", "l2tpd_config_reloads_total",
-		"l2tpd_accounting_queue", "l2tpd_radius_server_up", "l2tpd_subscriber_online_seconds", "l2tpd_radius_latency_seconds"); err != nil {
+		"l2tpd_accounting_queue", "l2tpd_radius_server_up", "l2tpd_subscriber_online_seconds", "l2tpd_radius_latency_seconds", "l2tpd_radius_timeouts_total"); err != nil {
 		t.Fatal(err)
 	}
 	if n := testutil.CollectAndCount(c, "l2tpd_control_rtt_seconds"); n != 1 {
