@@ -26,16 +26,9 @@ func (d *decoder) radius(path string, n *yaml.Node, r *control.RADIUS) {
 	d.mapping(path, n, []field{
 		{"nas_identifier", func(p string, v *yaml.Node) { d.str(p, v, &r.NASIdentifier) }},
 		{"nas_ip_address", func(p string, v *yaml.Node) {
-			var s string
-			if !d.str(p, v, &s) {
-				return
+			if a, ok := d.ipAddr(p, v); ok {
+				r.NASIPAddress = a
 			}
-			a, err := netip.ParseAddr(s)
-			if err != nil {
-				d.fail(p, v, "invalid address %q", s)
-				return
-			}
-			r.NASIPAddress = a
 		}},
 		{"timeout", func(p string, v *yaml.Node) {
 			if d.duration(p, v, &r.Timeout) && r.Timeout <= 0 {
@@ -73,23 +66,8 @@ func (d *decoder) radius(path string, n *yaml.Node, r *control.RADIUS) {
 						var c control.DAEClient
 						var have bool
 						d.mapping(p, item, []field{
-							{"address", func(p string, v *yaml.Node) {
-								var s string
-								if !d.str(p, v, &s) {
-									return
-								}
-								a, err := netip.ParseAddr(s)
-								if err != nil {
-									d.fail(p, v, "invalid address %q", s)
-									return
-								}
-								c.Addr, have = a, true
-							}},
-							{"secret", func(p string, v *yaml.Node) {
-								if d.str(p, v, &c.Secret) && c.Secret == "" {
-									d.fail(p, v, "must not be empty")
-								}
-							}},
+							{"address", func(p string, v *yaml.Node) { c.Addr, have = d.ipAddr(p, v) }},
+							{"secret", func(p string, v *yaml.Node) { d.secret(p, v, &c.Secret) }},
 						})
 						if resolve(item).Kind == yaml.MappingNode && (!have || c.Secret == "") {
 							d.fail(p, item, "needs address and secret")
@@ -120,11 +98,7 @@ func (d *decoder) radiusServers(path string, n *yaml.Node) []control.RADIUSServe
 				}
 				s.Addr, have = ap, true
 			}},
-			{"secret", func(p string, v *yaml.Node) {
-				if d.str(p, v, &s.Secret) && s.Secret == "" {
-					d.fail(p, v, "must not be empty")
-				}
-			}},
+			{"secret", func(p string, v *yaml.Node) { d.secret(p, v, &s.Secret) }},
 			{"priority", func(p string, v *yaml.Node) {
 				if n, ok := d.integer(p, v, 0, 1000); ok {
 					s.Priority = int(n)
@@ -144,4 +118,25 @@ func cloneRADIUS(r control.RADIUS) control.RADIUS {
 	r.Acct = slices.Clone(r.Acct)
 	r.DAEClients = slices.Clone(r.DAEClients)
 	return r
+}
+
+// ipAddr decodes one IP address.
+func (d *decoder) ipAddr(path string, n *yaml.Node) (netip.Addr, bool) {
+	var s string
+	if !d.str(path, n, &s) {
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		d.fail(path, n, "invalid address %q", s)
+		return netip.Addr{}, false
+	}
+	return a, true
+}
+
+// secret decodes a shared secret, which must not be empty.
+func (d *decoder) secret(path string, n *yaml.Node, dst *string) {
+	if d.str(path, n, dst) && *dst == "" {
+		d.fail(path, n, "must not be empty")
+	}
 }
