@@ -84,7 +84,38 @@ type CallParams struct {
 	CalledNumber   string
 	PseudowireType uint16
 	Proxy          *Proxy
+	// RemoteEndID binds a v3 call to a circuit at the far end (RFC 3931
+	// §5.4.4; for Ethernet, the Pseudowire ID, RFC 4719 §2.2); empty:
+	// the calling or called number, else our host name.
+	RemoteEndID string
+	// PW, for a pseudowire other than PPP, is what we require of the
+	// data we receive and our circuit's status; the ICRQ then carries
+	// Assigned Cookie, L2-Specific Sublayer and Data Sequencing.
+	PW *PWParams
 }
+
+// PWParams are what one side of a v3 pseudowire requires of the data
+// it receives and the state of its circuit (RFC 3931 §5.4.4, §5.4.5).
+type PWParams struct {
+	// Cookie is the Assigned Cookie: 0, 4 or 8 octets.
+	Cookie []byte
+	// L2SS is the L2-Specific Sublayer type: 0 none, 1 default (§4.6).
+	L2SS uint16
+	// Sequencing is the Data Sequencing level: 0 none, 1 non-IP, 2 all.
+	Sequencing uint16
+	// Active is the Circuit Status A bit.
+	Active bool
+}
+
+// L2-Specific Sublayer types and Data Sequencing levels (RFC 3931 §5.4.4).
+const (
+	L2SSNone    uint16 = 0
+	L2SSDefault uint16 = 1
+
+	SequenceNone  uint16 = 0
+	SequenceNonIP uint16 = 1
+	SequenceAll   uint16 = 2
+)
 
 // Session is one call inside a tunnel.
 type Session struct {
@@ -109,6 +140,15 @@ type Session struct {
 	Proxy              Proxy
 	CallErrors         []byte
 	ACCM               []byte
+	// RemoteEndID is the Remote End ID of the v3 ICRQ/OCRQ (raw octets).
+	RemoteEndID string
+	// Pseudowire is set for a v3 session of a type other than PPP: Local
+	// is what we asked of the peer, Remote what the peer asked of us.
+	Pseudowire    bool
+	Local, Remote PWParams
+
+	// remoteStatus: the peer has sent a Circuit Status.
+	remoteStatus bool
 
 	Created time.Time
 	UpAt    time.Time
@@ -227,11 +267,62 @@ const (
 // beyond the session IDs.
 func (t *Tunnel) appendV3Call(b []byte, s *Session, remoteEnd string) []byte {
 	b = wire.AppendAVPUint16(b, true, wire.VendorIETF, wire.AVPPseudowireType, s.PseudowireType)
+	if s.params.RemoteEndID != "" {
+		remoteEnd = s.params.RemoteEndID
+	}
 	if remoteEnd == "" {
 		remoteEnd = t.cfg.HostName
 	}
 	b = wire.AppendAVP(b, true, wire.VendorIETF, wire.AVPRemoteEndID, []byte(remoteEnd))
-	return wire.AppendAVPUint16(b, true, wire.VendorIETF, wire.AVPCircuitStatus, circuitActive|circuitNew)
+	if !s.Pseudowire {
+		return wire.AppendAVPUint16(b, true, wire.VendorIETF, wire.AVPCircuitStatus, circuitActive|circuitNew)
+	}
+	b = wire.AppendAVPUint16(b, true, wire.VendorIETF, wire.AVPCircuitStatus, circuitBits(s.Local.Active, true))
+	return appendPWParams(b, &s.Local)
+}
+
+func circuitBits(active, isNew bool) uint16 {
+	var v uint16
+	if active {
+		v |= circuitActive
+	}
+	if isNew {
+		v |= circuitNew
+	}
+	return v
+}
+
+// appendPWParams writes what we require of received data (RFC 3931
+// §5.4.4): a missing cookie means none, the sublayer is always stated.
+func appendPWParams(b []byte, p *PWParams) []byte {
+	if len(p.Cookie) > 0 {
+		b = wire.AppendAVP(b, true, wire.VendorIETF, wire.AVPAssignedCookie, p.Cookie)
+	}
+	b = wire.AppendAVPUint16(b, true, wire.VendorIETF, wire.AVPL2SpecificSublayer, p.L2SS)
+	if p.Sequencing != SequenceNone {
+		b = wire.AppendAVPUint16(b, true, wire.VendorIETF, wire.AVPDataSequencing, p.Sequencing)
+	}
+	return b
+}
+
+// checkPeerPW applies RFC 3931 §5.4.4 to what the peer asked of our data:
+// sequencing needs a sublayer to carry it, and only the default sublayer
+// is known.
+func checkPeerPW(s *Session) *Result {
+	r := &s.Remote
+	if r.Sequencing != SequenceNone && r.L2SS == L2SSNone {
+		return &Result{Code: wire.CDNSequencingNoSublayer, Message: "data sequencing requested without an L2-Specific Sublayer"}
+	}
+	if r.L2SS > L2SSDefault {
+		return &Result{Code: wire.CDNGeneralError, Error: wire.ErrCodeRange, Message: "unsupported L2-Specific Sublayer type"}
+	}
+	if r.Sequencing > SequenceAll {
+		return &Result{Code: wire.CDNGeneralError, Error: wire.ErrCodeRange, Message: "unsupported Data Sequencing level"}
+	}
+	if n := len(r.Cookie); n != 0 && n != 4 && n != 8 {
+		return &Result{Code: wire.CDNGeneralError, Error: wire.ErrCodeLength, Message: "Assigned Cookie must be 4 or 8 octets"}
+	}
+	return nil
 }
 
 // appendConnectSpeed writes the connect AVPs of ICCN/OCCN: v2's Tx
@@ -339,6 +430,17 @@ func readCall(s *Session, m *wire.Message) {
 			s.SequencingRequired = true
 		case wire.AVPPseudowireType:
 			s.PseudowireType, _ = a.Uint16()
+		case wire.AVPRemoteEndID:
+			s.RemoteEndID = string(a.Value)
+		case wire.AVPAssignedCookie:
+			s.Remote.Cookie = clone(a.Value)
+		case wire.AVPL2SpecificSublayer:
+			s.Remote.L2SS, _ = a.Uint16()
+		case wire.AVPDataSequencing:
+			s.Remote.Sequencing, _ = a.Uint16()
+		case wire.AVPCircuitStatus:
+			v, _ := a.Uint16()
+			s.Remote.Active, s.remoteStatus = v&circuitActive != 0, true
 		case wire.AVPInitialReceivedLCPConfReq:
 			s.Proxy.InitialReceivedConfReq = clone(a.Value)
 		case wire.AVPLastSentLCPConfReq:
@@ -412,9 +514,24 @@ func (t *Tunnel) onCallRequest(now time.Time, m *wire.Message) {
 		t.sessionUp(now, s)
 		return
 	}
+	if t.version == 3 && s.PseudowireType != PseudowirePPP && t.cfg.Bind != nil {
+		if res := checkPeerPW(s); res != nil {
+			t.closeSession(now, s, *res, nil, true)
+			return
+		}
+		local, res := t.cfg.Bind(s)
+		if res != nil {
+			t.closeSession(now, s, *res, nil, true)
+			return
+		}
+		s.Pseudowire, s.Local = true, local
+	}
 	b := t.begin(wire.MsgICRP, s.PeerID)
 	b = t.appendSessionIDs(b, s.ID, s.PeerID)
-	if t.version == 3 {
+	if s.Pseudowire {
+		b = wire.AppendAVPUint16(b, true, wire.VendorIETF, wire.AVPCircuitStatus, circuitBits(s.Local.Active, true))
+		b = appendPWParams(b, &s.Local)
+	} else if t.version == 3 {
 		b = wire.AppendAVPUint16(b, true, wire.VendorIETF, wire.AVPCircuitStatus, circuitActive|circuitNew)
 	}
 	t.finish(now, b)
@@ -447,6 +564,13 @@ func (t *Tunnel) onCallReply(now time.Time, m *wire.Message) {
 	}
 	s.PeerID = peerSessionID(m, t.version)
 	t.byPeer[s.PeerID] = s.ID
+	if s.Pseudowire {
+		readCall(s, m)
+		if res := checkPeerPW(s); res != nil {
+			t.closeSession(now, s, *res, nil, true)
+			return
+		}
+	}
 	if m.Type == wire.MsgOCRP {
 		s.State = SessionWaitConnect
 		return
@@ -548,7 +672,8 @@ func readDisconnect(m *wire.Message) *Disconnect {
 	}
 }
 
-// onLinkInfo records WEN call errors and SLI ACCM (RFC 2661 §6.13, §6.14).
+// onLinkInfo records WEN call errors, SLI ACCM (RFC 2661 §6.13, §6.14)
+// and a v3 SLI's Circuit Status (RFC 3931 §5.4.5, RFC 4719 §2.3.2).
 func (t *Tunnel) onLinkInfo(now time.Time, m *wire.Message) {
 	s := t.sessionFor(m)
 	if s == nil {
@@ -560,6 +685,10 @@ func (t *Tunnel) onLinkInfo(now time.Time, m *wire.Message) {
 	}
 	if a, ok := m.Find(wire.VendorIETF, wire.AVPACCM); ok {
 		s.ACCM = clone(a.Value)
+	}
+	if a, ok := m.Find(wire.VendorIETF, wire.AVPCircuitStatus); ok && t.version == 3 {
+		v, _ := a.Uint16()
+		s.Remote.Active, s.remoteStatus = v&circuitActive != 0, true
 	}
 	t.emit(Event{Kind: SessionLinkInfo, SessionID: s.ID, Session: s})
 }
@@ -573,6 +702,11 @@ func (t *Tunnel) StartCall(now time.Time, p CallParams) (uint32, error) {
 	s.Initiator, s.Kind, s.params = true, Incoming, p
 	s.Serial, s.CallingNumber, s.CalledNumber = p.Serial, p.CallingNumber, p.CalledNumber
 	s.PseudowireType = nonZero16(p.PseudowireType, PseudowirePPP)
+	if p.PW != nil && t.version == 3 {
+		s.Pseudowire, s.Local = true, *p.PW
+		s.Local.Cookie = clone(p.PW.Cookie)
+	}
+	s.RemoteEndID = p.RemoteEndID
 	b := t.begin(wire.MsgICRQ, 0)
 	b = t.appendSessionIDs(b, s.ID, 0)
 	if t.version == 3 {
@@ -669,3 +803,31 @@ func (t *Tunnel) dropSessions(res Result) {
 		t.emit(Event{Kind: SessionDown, SessionID: s.ID, Session: s, Result: res})
 	}
 }
+
+// SetCircuitStatus reports a change of a pseudowire's circuit to the peer
+// with an SLI carrying Circuit Status, N bit clear (RFC 3931 §5.4.5, RFC
+// 4719 §2.3.2). Nothing is sent when the status is unchanged or the
+// session is not a v3 pseudowire; before the call is up, the new status
+// is what the next message of the call carries.
+func (t *Tunnel) SetCircuitStatus(now time.Time, id uint32, active bool) error {
+	s := t.sessions[id]
+	if s == nil {
+		return ErrNoSession
+	}
+	if !s.Pseudowire || s.Local.Active == active {
+		return nil
+	}
+	s.Local.Active = active
+	if t.state != StateEstablished || s.PeerID == 0 {
+		return nil
+	}
+	b := t.begin(wire.MsgSLI, s.PeerID)
+	b = t.appendSessionIDs(b, s.ID, s.PeerID)
+	b = wire.AppendAVPUint16(b, true, wire.VendorIETF, wire.AVPCircuitStatus, circuitBits(active, false))
+	t.finish(now, b)
+	return nil
+}
+
+// RemoteCircuitKnown reports whether the peer has sent a Circuit Status
+// for the session (then Remote.Active holds it).
+func (s *Session) RemoteCircuitKnown() bool { return s.remoteStatus }

@@ -40,8 +40,12 @@ func (s State) String() string {
 	return "unknown"
 }
 
-// PseudowirePPP is the pseudowire type of PPP (RFC 3931 §5.4.4, IANA).
-const PseudowirePPP uint16 = 0x0007
+// Pseudowire types (RFC 3931 §5.4.4, IANA; RFC 4719 §6 for Ethernet).
+const (
+	PseudowirePPP          uint16 = 0x0007
+	PseudowireEthernet     uint16 = 0x0005
+	PseudowireEthernetVLAN uint16 = 0x0004
+)
 
 // Config is what a tunnel needs from its owner. It is copied at creation.
 type Config struct {
@@ -81,6 +85,11 @@ type Config struct {
 	Admit func() bool
 	// Pseudowires lists the v3 pseudowire types offered; PPP by default.
 	Pseudowires []uint16
+	// Bind, when set, decides on each v3 ICRQ for a pseudowire type other
+	// than PPP once its AVPs are read (Session.RemoteEndID, Remote): it
+	// returns what we require of the data we receive and our circuit's
+	// status for the ICRP, or the result to refuse the call with (CDN).
+	Bind func(s *Session) (PWParams, *Result)
 }
 
 // Peer is what the peer told about itself in SCCRQ/SCCRP.
