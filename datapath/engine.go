@@ -43,6 +43,16 @@ type Session struct {
 	PeerCookie         []byte // v3: cookie we send
 	L2SpecificSublayer bool   // v3: default L2-specific sublayer (RFC 3931 §4.6)
 	MSSClamp           uint16 // clamp TCP MSS in SYNs both ways to this (0: off)
+	// Kind is what the session carries; Ethernet and VLAN sessions are v3
+	// only and forward whole frames between the wire and TAP.
+	Kind Kind
+	// TAP is the device of an Ethernet or VLAN session (opened with
+	// OpenTAP before Install).
+	TAP string
+	// VLAN is the local VLAN ID (1..4094) of a KindVLAN session: frames
+	// read from the TAP tagged with it go to the session, frames from the
+	// wire get their outermost tag's VID rewritten to it.
+	VLAN uint16
 }
 
 // Upcall is how the datapath hands up what it does not forward.
@@ -90,6 +100,8 @@ const (
 	dropSend
 	dropRead
 	dropHeadroom
+	dropNoPW
+	dropTAPWrite
 	numDrops
 )
 
@@ -109,6 +121,8 @@ var dropNames = [numDrops]string{
 	dropSend:           "send_error",
 	dropRead:           "read_error",
 	dropHeadroom:       "headroom",
+	dropNoPW:           "no_pw_session",
+	dropTAPWrite:       "tap_write",
 }
 
 func (r dropReason) String() string { return dropNames[r] }
@@ -192,7 +206,8 @@ type entry struct {
 	seq   *seqState
 	hdr   [maxHeader]byte // encapsulation up to and including FF 03
 	hlen  int
-	nsOff int // offset of the sequence field in hdr, -1 without sequencing
+	nsOff int     // offset of the sequence field in hdr, -1 without sequencing
+	tap   *tapDev // KindEthernet, KindVLAN: where received frames go
 }
 
 func newEntry(s Session, old *entry) *entry {
@@ -214,10 +229,17 @@ func newEntry(s Session, old *entry) *entry {
 		}
 	} else {
 		h = Header{Session: s.PeerSession, Cookie: e.s.PeerCookie, L2SS: s.L2SpecificSublayer, Sequenced: s.Sequencing}
-		b := AppendV3(e.hdr[:0], h, []byte{0xff, 0x03})
+		var ppp []byte
+		if s.Kind == KindPPP {
+			ppp = []byte{0xff, 0x03}
+		}
+		b := AppendV3(e.hdr[:0], h, ppp)
 		e.hlen = len(b)
 		if s.L2SpecificSublayer && s.Sequencing {
 			e.nsOff = 8 + len(s.PeerCookie)
+		}
+		if s.Socket.ipEncap() {
+			e.stripUDPWord()
 		}
 	}
 	return e
@@ -264,6 +286,8 @@ type Engine struct {
 	runErr  chan error
 
 	drops [numDrops]atomic.Uint64
+
+	pw *pwState // TAP devices and their reader, nil until OpenTAP
 }
 
 // packetWriter writes one IP packet to the TUN.
@@ -339,6 +363,9 @@ func validate(s Session) error {
 	default:
 		return fmt.Errorf("datapath: session %v: unsupported version", k)
 	}
+	if err := validateKind(s); err != nil {
+		return err
+	}
 	if !s.Peer.IsValid() {
 		return fmt.Errorf("datapath: session %v: no peer address", k)
 	}
@@ -368,6 +395,9 @@ func (e *Engine) Install(s Session) error {
 	defer e.mu.Unlock()
 	old := e.sessions.get(s.Key)
 	ent := newEntry(s, old)
+	if err := e.bindTAP(ent, old); err != nil {
+		return err
+	}
 	e.sessions.set(s.Key, ent)
 	if old != nil && old.s.IPv4.IsValid() && old.s.IPv4 != s.IPv4 {
 		e.v4.remove(netip.PrefixFrom(old.s.IPv4, 32), s.Key)
@@ -393,6 +423,7 @@ func (e *Engine) Remove(key SessionKey) {
 		return
 	}
 	e.sessions.set(key, nil)
+	e.unbindTAP(old)
 	if old.s.IPv4.IsValid() {
 		e.v4.remove(netip.PrefixFrom(old.s.IPv4, 32), key)
 	}
@@ -503,6 +534,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.fail(e.tunLoop(ctx))
 		}()
 	}
+	e.startTAPReader()
 	e.mu.Unlock()
 	var err error
 	select {
@@ -511,11 +543,12 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	e.mu.Lock()
 	for _, s := range e.sockets {
-		s.conn.Close()
+		s.close()
 	}
 	if e.tun != nil {
 		e.tun.Close()
 	}
+	e.stopTAPReader()
 	e.mu.Unlock()
 	e.wg.Wait()
 	return err

@@ -60,6 +60,12 @@ func (e *Engine) receive(s *Socket, pkt []byte, from netip.AddrPort, to netip.Ad
 		e.drop(dropVersion, nil)
 		return
 	}
+	e.deliver(ent, h, pkt, frame, from, to)
+}
+
+// deliver checks a data message of session ent (header h, payload frame,
+// a suffix of pkt) and forwards its payload. It must not allocate.
+func (e *Engine) deliver(ent *entry, h Header, pkt, frame []byte, from netip.AddrPort, to netip.Addr) {
 	// The peer's port may change (NAT rebinding); its address may not.
 	if from.Addr().Unmap() != ent.s.Peer.Addr() {
 		e.drop(dropWrongPeer, ent)
@@ -68,13 +74,17 @@ func (e *Engine) receive(s *Socket, pkt []byte, from netip.AddrPort, to netip.Ad
 	ent.ctr.tapped(false, pkt, from, to)
 	if h.Sequenced {
 		mask := uint32(0xffff)
-		if ver == 3 {
+		if h.Version == 3 {
 			mask = 0xffffff
 		}
 		if !ent.seq.accept(h.Ns, mask) {
 			e.drop(dropOutOfOrder, ent)
 			return
 		}
+	}
+	if ent.s.Kind != KindPPP {
+		e.toTAP(ent, pkt, frame)
+		return
 	}
 	proto, info, ok := ParsePPP(frame)
 	if !ok {

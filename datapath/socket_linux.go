@@ -22,6 +22,10 @@ type Socket struct {
 	// txq is the TUN reader's queue for the next sendmmsg; only the TUN
 	// reader touches it.
 	txq []message
+	// ip: raw IP protocol 115 socket (RFC 3931 §4.1.1.2), not UDP.
+	ip bool
+	// pwq is the TAP reader's send queue; only the TAP reader touches it.
+	pwq *pwQueue
 }
 
 // message is one datagram to send: payload, destination and the local
@@ -55,6 +59,9 @@ func (s *Socket) WriteControl(pkt []byte, to netip.AddrPort, from netip.Addr) er
 
 // readLoop reads batches until the socket is closed.
 func (s *Socket) readLoop(ctx context.Context) error {
+	if s.ip {
+		return s.readLoopIP(ctx)
+	}
 	u := s.io.(*udpIO)
 	for {
 		n, err := u.readBatch()
