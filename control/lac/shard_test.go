@@ -48,7 +48,9 @@ type pending struct {
 	from netip.AddrPort
 }
 
-type fakeDP struct{ installed map[datapath.SessionKey]datapath.Session }
+type fakeDP struct {
+	installed map[datapath.SessionKey]datapath.Session
+}
 
 func (d *fakeDP) Install(s datapath.Session) error { d.installed[s.Key] = s; return nil }
 func (d *fakeDP) Remove(k datapath.SessionKey)     { delete(d.installed, k) }
