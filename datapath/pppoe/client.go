@@ -29,12 +29,12 @@ type ClientState uint8
 
 // Client states.
 const (
-	ClientIdle       ClientState = iota
-	ClientDiscovering            // PADI sent, waiting for a PADO
-	ClientRequesting             // PADR sent, waiting for the PADS
-	ClientSession                // PADS received
-	ClientClosed                 // PADT sent or received
-	ClientFailed                 // gave up, or the AC refused
+	ClientIdle        ClientState = iota
+	ClientDiscovering             // PADI sent, waiting for a PADO
+	ClientRequesting              // PADR sent, waiting for the PADS
+	ClientSession                 // PADS received
+	ClientClosed                  // PADT sent or received
+	ClientFailed                  // gave up, or the AC refused
 )
 
 func (s ClientState) String() string {
