@@ -109,13 +109,31 @@ type Peer struct {
 	Pool string
 }
 
-// Limits bound memory under floods and reconnect storms.
+// Limits bound memory under floods and admit reconnect storms at the
+// pace the LNS can set sessions up. Zero means no limit. Per-peer limits
+// count by the peer's IP address.
 type Limits struct {
 	MaxTunnels           int
 	MaxSessions          int
 	MaxSessionsPerTunnel int
 	MaxHalfOpenPerPeer   int
 	MaxTunnelsPerPeer    int
+	// MaxSessionsPerPeer bounds a peer's sessions, in setup or up.
+	MaxSessionsPerPeer int
+	// MaxSessionsInSetup bounds the sessions between ICRQ and ICCN
+	// (the time their PPP and RADIUS work is most intense).
+	MaxSessionsInSetup        int
+	MaxSessionsInSetupPerPeer int
+	// SCCRQ and ICRQ rates (per second) with their bursts, over all
+	// peers and per peer: token buckets.
+	SCCRQRate         float64
+	SCCRQBurst        int
+	SCCRQRatePerPeer  float64
+	SCCRQBurstPerPeer int
+	ICRQRate          float64
+	ICRQBurst         int
+	ICRQRatePerPeer   float64
+	ICRQBurstPerPeer  int
 }
 
 // DefaultConfig returns the values used for anything a config leaves out.
@@ -138,13 +156,32 @@ func DefaultConfig() Config {
 		TUN:    TUN{MTU: 1500},
 		Store:  Store{Backend: "memory"},
 		RADIUS: RADIUS{Timeout: 3 * time.Second, Retries: 2},
-		Limits: Limits{
-			MaxTunnels:           4096,
-			MaxSessions:          65536,
-			MaxSessionsPerTunnel: 65535,
-			MaxHalfOpenPerPeer:   16,
-			MaxTunnelsPerPeer:    64,
-		},
+		Limits: DefaultLimits(),
+	}
+}
+
+// DefaultLimits are sized for an LNS of 100,000 sessions: room above
+// that, a storm readmitted at 1,000 sessions a second (100 s for all of
+// them, within what a RADIUS pair answers), and no single LAC able to
+// take the whole setup budget.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxTunnels:                4096,
+		MaxSessions:               131072,
+		MaxSessionsPerTunnel:      65535,
+		MaxHalfOpenPerPeer:        16,
+		MaxTunnelsPerPeer:         64,
+		MaxSessionsPerPeer:        0,
+		MaxSessionsInSetup:        2000,
+		MaxSessionsInSetupPerPeer: 500,
+		SCCRQRate:                 100,
+		SCCRQBurst:                200,
+		SCCRQRatePerPeer:          10,
+		SCCRQBurstPerPeer:         20,
+		ICRQRate:                  1000,
+		ICRQBurst:                 2000,
+		ICRQRatePerPeer:           500,
+		ICRQBurstPerPeer:          1000,
 	}
 }
 
@@ -212,7 +249,12 @@ type Stats struct {
 	SessionSetup Histogram         `json:"session_setup_seconds"`
 	OnlineSetup  Histogram         `json:"online_setup_seconds"`
 	Drops        map[string]uint64 `json:"drops"`
-	Counters     map[string]uint64 `json:"counters"`
+	// Refused counts new tunnels and sessions turned away by admission
+	// control, by reason (StopCCN 2/4, CDN 4, or dropped under overload).
+	Refused map[string]uint64 `json:"admission_refused"`
+	// SessionsInSetup are admitted sessions not yet established.
+	SessionsInSetup int               `json:"sessions_in_setup"`
+	Counters        map[string]uint64 `json:"counters"`
 }
 
 // ServerInfo is a RADIUS server's health.

@@ -48,7 +48,11 @@ type Server struct {
 	seed     maphash.Seed
 	tunnels  atomic.Int64 // across shards, for Limits.MaxTunnels
 	sessions atomic.Int64
-	drops    dropCounters
+	// inSetup counts sessions admitted and not yet established.
+	inSetup atomic.Int64
+	buckets globalBuckets
+	refused refusalCounters
+	drops   dropCounters
 }
 
 // New checks cfg and returns a server that is not yet listening.
@@ -181,7 +185,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, maxPacket); return &
 // Control is the datapath's upcall for a control message: it is
 // classified by header only and queued to the shard that owns it.
 func (s *Server) Control(sk *datapath.Socket, pkt []byte, from netip.AddrPort, to netip.Addr) {
-	h, _, err := wire.ParseHeader(pkt, wire.EncapUDP)
+	h, off, err := wire.ParseHeader(pkt, wire.EncapUDP)
 	if err != nil {
 		if v, ok := wire.VersionOf(pkt, wire.EncapUDP); ok && v != 2 && v != 3 && len(pkt) >= 2 && pkt[0]&0x80 != 0 {
 			s.refuseVersion(sk, from, to)
@@ -200,6 +204,20 @@ func (s *Server) Control(sk *datapath.Socket, pkt []byte, from netip.AddrPort, t
 		sh = s.shards[s.peerShard(from.Addr())]
 	} else {
 		sh = s.shards[int(h.TunnelID%uint32(len(s.shards)))]
+	}
+	if len(sh.in) >= overloadBacklog(sh) {
+		// New work waits for the backlog to clear; established
+		// tunnels' messages still go in.
+		if mt, ok := peekMessageType(pkt, off); ok {
+			switch {
+			case mt == wire.MsgSCCRQ && h.TunnelID == 0:
+				s.refused.inc(refuseOverloadSCCRQ)
+				return
+			case mt == wire.MsgICRQ:
+				s.refused.inc(refuseOverloadICRQ)
+				return
+			}
+		}
 	}
 	s.enqueue(sh, inPacket{from: from, to: to, sock: sk}, pkt)
 }
@@ -384,7 +402,7 @@ func (s *Server) ClearSessionResult(ctx context.Context, id uint32, result uint1
 
 // Stats returns the control plane's counters.
 func (s *Server) Stats(ctx context.Context) (Stats, error) {
-	st := Stats{Drops: s.drops.snapshot(), Counters: map[string]uint64{}}
+	st := Stats{Drops: s.drops.snapshot(), Counters: map[string]uint64{}, Refused: s.refused.snapshot(), SessionsInSetup: int(s.inSetup.Load())}
 	if s.eng != nil {
 		for k, v := range s.eng.Stats() {
 			st.Drops["datapath_"+k] = v

@@ -60,6 +60,10 @@ type entry struct {
 	key   peerKey
 	// scheduled is the deadline already in the shard's timer heap.
 	scheduled time.Time
+	// pendingAdmit counts sessions admitted and not yet seen in an
+	// event; admitted holds the admitted sessions (true: in setup).
+	pendingAdmit int
+	admitted     map[uint32]bool
 }
 
 // peerKey identifies a peer's tunnel before we know our own ID for it:
@@ -175,6 +179,10 @@ type shard struct {
 	timers   timerHeap
 	out      [][]byte
 	counters map[string]uint64
+	admPeers map[netip.Addr]*peerAdmission
+	// now is the time of what the shard is handling, for hooks the
+	// tunnels call without one.
+	now time.Time
 }
 
 func newShard(s *Server, i int) *shard {
@@ -192,6 +200,7 @@ func newShard(s *Server, i int) *shard {
 		captures: make(map[uint32]*capture),
 		auth:     make(chan authResult, 4096),
 		counters: make(map[string]uint64),
+		admPeers: make(map[netip.Addr]*peerAdmission),
 	}
 }
 
@@ -206,6 +215,7 @@ func (sh *shard) run() {
 			b := p.buf[:cap(p.buf)]
 			bufPool.Put(&b)
 		case fn := <-sh.cmd:
+			sh.now = time.Now()
 			fn()
 		case ar := <-sh.auth:
 			sh.onAuthResult(ar, time.Now())
@@ -284,6 +294,7 @@ func (sh *shard) service(e *entry, now time.Time) {
 			sh.report(e, ev, now)
 		}
 	}
+	sh.settleAdmissions(e, false)
 	if e.t.Done() {
 		sh.remove(e)
 		return
@@ -295,6 +306,7 @@ func (sh *shard) service(e *entry, now time.Time) {
 }
 
 func (sh *shard) remove(e *entry) {
+	sh.settleAdmissions(e, true)
 	id := e.t.ID()
 	delete(sh.tunnels, id)
 	if sh.byPeer[e.key] == id {
@@ -332,6 +344,7 @@ func (sh *shard) report(e *entry, ev tunnel.Event, now time.Time) {
 	case tunnel.TunnelFallback:
 		log.Info("peer refused L2TPv3, retrying in L2TPv2", tf...)
 	case tunnel.SessionUp:
+		sh.established(e, ev.SessionID)
 		sh.srv.sessions.Add(1)
 		sh.counters["sessions_established"]++
 		sh.srv.setup.observe(now.Sub(ev.Session.Created))
@@ -339,6 +352,7 @@ func (sh *shard) report(e *entry, ev tunnel.Event, now time.Time) {
 			zap.Uint32("call_serial", ev.Session.Serial), zap.Bool("proxy_lcp", ev.Session.Proxy.Present()))...)
 		sh.startPPP(e, ev.Session, now)
 	case tunnel.SessionDown:
+		sh.released(e, ev.SessionID)
 		if !ev.Session.UpAt.IsZero() {
 			sh.srv.sessions.Add(-1)
 		}
@@ -359,6 +373,7 @@ func (sh *shard) report(e *entry, ev tunnel.Event, now time.Time) {
 		}
 		log.Info("session down", f...)
 	case tunnel.SessionAnswered:
+		sh.admitted(e, ev.SessionID)
 		sh.preparePPP(e, ev.Session)
 	case tunnel.SessionLinkInfo:
 		log.Debug("session link info", append(tf, zap.Uint32("session_id", ev.SessionID))...)
@@ -367,6 +382,7 @@ func (sh *shard) report(e *entry, ev tunnel.Event, now time.Time) {
 
 // receive routes one control message or PPP frame.
 func (sh *shard) receive(now time.Time, p inPacket) {
+	sh.now = now
 	if p.frame {
 		sub := sh.subs[p.key]
 		sh.frame(p.key, p.buf, now)
@@ -449,6 +465,7 @@ func (sh *shard) newTunnel(now time.Time, p inPacket, h wire.Header) {
 		host = string(a.Value)
 	}
 	pol := cfg.match(host, addr)
+	var e *entry
 	id, ok := sh.allocTunnelID(h.Version)
 	if !ok {
 		sh.srv.drops.inc(dropTunnelLimit)
@@ -467,10 +484,8 @@ func (sh *shard) newTunnel(now time.Time, p inPacket, h wire.Header) {
 		RetransmitCap:     cfg.RetransmitCap,
 		MaxRetransmits:    cfg.MaxRetransmits,
 		MaxSessions:       cfg.Limits.MaxSessionsPerTunnel,
-		Admit: func() bool {
-			return cfg.Limits.MaxSessions <= 0 || sh.srv.sessions.Load() < int64(cfg.Limits.MaxSessions)
-		},
-		Rand: rand.Reader,
+		Admit:             func() bool { return sh.admitSession(e) },
+		Rand:              rand.Reader,
 	}
 	if h.Version == 3 {
 		// v3 data carries only the session ID: keep it unique in the
@@ -480,7 +495,7 @@ func (sh *shard) newTunnel(now time.Time, p inPacket, h wire.Header) {
 		tc.SessionIDMap = func(id uint32) uint32 { return id - id%n + uint32(sh.index) }
 	}
 	t := tunnel.NewResponder(now, tc)
-	e := &entry{t: t, peer: p.from, local: p.to, sock: p.sock, host: pol.Name, key: key}
+	e = &entry{t: t, peer: p.from, local: p.to, sock: p.sock, host: pol.Name, key: key}
 	sh.tunnels[id] = e
 	sh.byPeer[key] = id
 	sh.halfOpen[addr]++
@@ -488,13 +503,13 @@ func (sh *shard) newTunnel(now time.Time, p inPacket, h wire.Header) {
 	sh.srv.tunnels.Add(1)
 	sh.counters["sccrq_received"]++
 
-	switch {
-	case pol.Reject:
+	if pol.Reject {
 		t.Refuse(now, p.buf, tunnel.Result{Code: wire.ResultNotAuthorized, Message: "peer not allowed"})
-	case cfg.Limits.MaxTunnels > 0 && sh.srv.tunnels.Load() > int64(cfg.Limits.MaxTunnels),
-		cfg.Limits.MaxTunnelsPerPeer > 0 && sh.perPeer[addr] > cfg.Limits.MaxTunnelsPerPeer:
-		t.Refuse(now, p.buf, tunnel.Result{Code: wire.ResultGeneralError, Error: wire.ErrCodeResources, Message: "tunnel limit reached"})
-	default:
+	} else if reason := sh.admitTunnel(addr, now); reason >= 0 {
+		// RFC 2661 §4.4.2: general error, insufficient resources.
+		sh.srv.refused.inc(reason)
+		t.Refuse(now, p.buf, tunnel.Result{Code: wire.ResultGeneralError, Error: wire.ErrCodeResources, Message: refusalNames[reason]})
+	} else {
 		t.Receive(now, p.buf)
 	}
 	sh.service(e, now)

@@ -367,6 +367,10 @@ func printTable(w io.Writer, req admin.Request, data json.RawMessage) error {
 		for _, k := range sortedKeys(st.Drops) {
 			fmt.Fprintf(tw, "drop.%s\t%d\n", k, st.Drops[k])
 		}
+		fmt.Fprintf(tw, "sessions_in_setup\t%d\n", st.SessionsInSetup)
+		for _, k := range sortedKeys(st.Refused) {
+			fmt.Fprintf(tw, "refused.%s\t%d\n", k, st.Refused[k])
+		}
 	case admin.CmdClearTunnel, admin.CmdClearSession:
 		var c admin.Cleared
 		if err := json.Unmarshal(data, &c); err != nil {

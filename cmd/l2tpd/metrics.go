@@ -35,7 +35,7 @@ type collector struct {
 	tunnels, sessions, counters, drops, pkts, bytes, info *prometheus.Desc
 	acctQueue, storeQueue, radiusUp, setup, online, rtt   *prometheus.Desc
 	radiusLatency, radiusResponses, radiusRequests        *prometheus.Desc
-	radiusUnanswered                                      *prometheus.Desc
+	radiusUnanswered, refused, inSetup                    *prometheus.Desc
 }
 
 func newCollector(src metricsSource) *collector {
@@ -62,6 +62,8 @@ func newCollector(src metricsSource) *collector {
 		radiusResponses:  prometheus.NewDesc("l2tpd_radius_responses_total", "Valid answers from a RADIUS server, by address.", []string{"server"}, nil),
 		radiusRequests:   prometheus.NewDesc("l2tpd_radius_requests_total", "Requests sent to a RADIUS server, by address.", []string{"server"}, nil),
 		radiusUnanswered: prometheus.NewDesc("l2tpd_radius_timeouts_total", "Requests a RADIUS server left unanswered, by address.", []string{"server"}, nil),
+		refused:          prometheus.NewDesc("l2tpd_admission_refused_total", "New tunnels (StopCCN 2/4) and sessions (CDN 4) refused by admission control, or their SCCRQ/ICRQ dropped under overload, by reason.", []string{"reason"}, nil),
+		inSetup:          prometheus.NewDesc("l2tpd_sessions_in_setup", "Sessions admitted and not yet established (ICRQ answered, no ICCN yet).", nil, nil),
 	}
 	c.reloads.WithLabelValues("ok")
 	c.reloads.WithLabelValues("rejected")
@@ -71,7 +73,7 @@ func newCollector(src metricsSource) *collector {
 func (c *collector) setHash(h string) { c.hash.Store(h) }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.tunnels, c.sessions, c.counters, c.drops, c.pkts, c.bytes, c.info, c.acctQueue, c.storeQueue, c.radiusUp, c.setup, c.online, c.rtt, c.radiusLatency, c.radiusResponses, c.radiusRequests, c.radiusUnanswered} {
+	for _, d := range []*prometheus.Desc{c.tunnels, c.sessions, c.counters, c.drops, c.pkts, c.bytes, c.info, c.acctQueue, c.storeQueue, c.radiusUp, c.setup, c.online, c.rtt, c.radiusLatency, c.radiusResponses, c.radiusRequests, c.radiusUnanswered, c.refused, c.inSetup} {
 		ch <- d
 	}
 	c.reloads.Describe(ch)
@@ -135,6 +137,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for k, v := range st.Drops {
 			ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(v), k)
 		}
+		for k, v := range st.Refused {
+			ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(v), k)
+		}
+		ch <- prometheus.MustNewConstMetric(c.inSetup, prometheus.GaugeValue, float64(st.SessionsInSetup))
 		ch <- histogram(c.setup, st.SessionSetup)
 		ch <- histogram(c.online, st.OnlineSetup)
 		ch <- prometheus.MustNewConstMetric(c.acctQueue, prometheus.GaugeValue, float64(st.AcctQueue))

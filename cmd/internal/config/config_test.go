@@ -27,7 +27,9 @@ control:
   receive_window: 32
   hello_interval: 30s
   retransmit: {initial: 500ms, cap: 4s, max_retries: 7}
-limits: {max_tunnels: 10, max_sessions: 20, max_sessions_per_tunnel: 5, max_half_open_per_peer: 2, max_tunnels_per_peer: 3}
+limits: {max_tunnels: 10, max_sessions: 20, max_sessions_per_tunnel: 5, max_half_open_per_peer: 2, max_tunnels_per_peer: 3,
+  max_sessions_per_peer: 9, max_sessions_in_setup: 8, max_sessions_in_setup_per_peer: 0, sccrq_rate: 2.5, sccrq_burst: 5,
+  sccrq_rate_per_peer: 0, sccrq_burst_per_peer: 0, icrq_rate: 50, icrq_burst: 100, icrq_rate_per_peer: 0.5, icrq_burst_per_peer: 1}
 peers:
   - name: cisco-lac-1
     host_name: LAC1
@@ -80,7 +82,9 @@ func TestParseFull(t *testing.T) {
 		RetransmitInitial: 500 * time.Millisecond,
 		RetransmitCap:     4 * time.Second,
 		MaxRetransmits:    7,
-		Limits:            control.Limits{MaxTunnels: 10, MaxSessions: 20, MaxSessionsPerTunnel: 5, MaxHalfOpenPerPeer: 2, MaxTunnelsPerPeer: 3},
+		Limits: control.Limits{MaxTunnels: 10, MaxSessions: 20, MaxSessionsPerTunnel: 5, MaxHalfOpenPerPeer: 2, MaxTunnelsPerPeer: 3,
+			MaxSessionsPerPeer: 9, MaxSessionsInSetup: 8, SCCRQRate: 2.5, SCCRQBurst: 5, ICRQRate: 50, ICRQBurst: 100,
+			ICRQRatePerPeer: 0.5, ICRQBurstPerPeer: 1},
 		Peers: []control.Peer{
 			{
 				Name:     "cisco-lac-1",
@@ -226,6 +230,10 @@ func TestInvalidField(t *testing.T) {
 		{"max retries zero", "control: {retransmit: {max_retries: 0}}\n", "control.retransmit.max_retries", 1, "from 1 to 100"},
 		{"limit zero", "limits:\n  max_tunnels: 0\n", "limits.max_tunnels", 2, "from 1 to"},
 		{"limit not integer", "limits: {max_sessions: 1.5}\n", "limits.max_sessions", 1, "expected an integer"},
+		{"setup limit negative", "limits: {max_sessions_in_setup: -1}\n", "limits.max_sessions_in_setup", 1, "from 0 to"},
+		{"rate not a number", "limits: {icrq_rate: fast}\n", "limits.icrq_rate", 1, "expected a rate per second"},
+		{"rate negative", "limits: {sccrq_rate_per_peer: -2}\n", "limits.sccrq_rate_per_peer", 1, "from 0 (no limit)"},
+		{"burst zero with a rate", "limits:\n  icrq_rate: 10\n  icrq_burst: 0\n", "limits.icrq_burst", 3, "at least 1 when icrq_rate"},
 		{"peer without name", "peers:\n  - host_name: A\n", "peers[0].name", 2, "required"},
 		{"peer empty name", "peers:\n  - {name: \"\", host_name: A}\n", "peers[0].name", 2, "must not be empty"},
 		{"peer duplicate name", "peers:\n  - {name: a, host_name: A}\n  - {name: a, host_name: B}\n", "peers[1].name", 3, `duplicate peer name "a" (first used on line 2)`},

@@ -261,13 +261,73 @@ func (d *decoder) limits(path string, n *yaml.Node, f *File) {
 			}
 		}}
 	}
+	// The admission keys below take 0 for "no limit".
+	countField := func(key string, dst *int) field {
+		return field{key, func(p string, v *yaml.Node) {
+			if x, ok := d.integer(p, v, 0, math.MaxInt32); ok {
+				*dst = int(x)
+			}
+		}}
+	}
+	rateField := func(key string, dst *float64) field {
+		return field{key, func(p string, v *yaml.Node) {
+			s, ok := d.scalar(p, v, "a rate per second")
+			if !ok {
+				return
+			}
+			var x float64
+			if s.Tag != "!!int" && s.Tag != "!!float" || s.Decode(&x) != nil {
+				d.fail(p, s, "expected a rate per second, got %s", describe(s))
+				return
+			}
+			if x < 0 || x > 1e6 || math.IsNaN(x) {
+				d.fail(p, s, "must be from 0 (no limit) to 1000000 per second, got %s", s.Value)
+				return
+			}
+			*dst = x
+		}}
+	}
+	nodes := map[string]*yaml.Node{}
+	seen := func(f field) field {
+		return field{f.key, func(p string, v *yaml.Node) { nodes[f.key] = v; f.decode(p, v) }}
+	}
 	d.mapping(path, n, []field{
 		intField("max_tunnels", &lim.MaxTunnels),
 		intField("max_sessions", &lim.MaxSessions),
 		intField("max_sessions_per_tunnel", &lim.MaxSessionsPerTunnel),
 		intField("max_half_open_per_peer", &lim.MaxHalfOpenPerPeer),
 		intField("max_tunnels_per_peer", &lim.MaxTunnelsPerPeer),
+		countField("max_sessions_per_peer", &lim.MaxSessionsPerPeer),
+		countField("max_sessions_in_setup", &lim.MaxSessionsInSetup),
+		countField("max_sessions_in_setup_per_peer", &lim.MaxSessionsInSetupPerPeer),
+		seen(rateField("sccrq_rate", &lim.SCCRQRate)),
+		seen(countField("sccrq_burst", &lim.SCCRQBurst)),
+		seen(rateField("sccrq_rate_per_peer", &lim.SCCRQRatePerPeer)),
+		seen(countField("sccrq_burst_per_peer", &lim.SCCRQBurstPerPeer)),
+		seen(rateField("icrq_rate", &lim.ICRQRate)),
+		seen(countField("icrq_burst", &lim.ICRQBurst)),
+		seen(rateField("icrq_rate_per_peer", &lim.ICRQRatePerPeer)),
+		seen(countField("icrq_burst_per_peer", &lim.ICRQBurstPerPeer)),
 	})
+	// A burst below one token would refuse everything a rate allows.
+	for _, b := range []struct {
+		rate, burst string
+		r           float64
+		n           int
+	}{
+		{"sccrq_rate", "sccrq_burst", lim.SCCRQRate, lim.SCCRQBurst},
+		{"sccrq_rate_per_peer", "sccrq_burst_per_peer", lim.SCCRQRatePerPeer, lim.SCCRQBurstPerPeer},
+		{"icrq_rate", "icrq_burst", lim.ICRQRate, lim.ICRQBurst},
+		{"icrq_rate_per_peer", "icrq_burst_per_peer", lim.ICRQRatePerPeer, lim.ICRQBurstPerPeer},
+	} {
+		if b.r > 0 && b.n < 1 {
+			at := nodes[b.burst]
+			if at == nil {
+				at = nodes[b.rate]
+			}
+			d.fail(join(path, b.burst), at, "must be at least 1 when %s is set", b.rate)
+		}
+	}
 }
 
 func (d *decoder) peers(path string, n *yaml.Node, f *File) {
