@@ -28,12 +28,18 @@
 //
 //	e, err := datapath.New(datapath.Config{TUN: "l2tp0", MTU: 1500}, up)
 //	s, err := e.AddSocket(conn) // every socket that carries L2TP
-//	go e.Run(ctx)               // one reader per socket, one for the TUN
+//	go e.Run(ctx)               // one thread per socket, one for the TUN
 //	...                         // up.Control feeds the control shards, which
 //	e.Install(sess)             // call Install, Remove, SendFrame and
 //	s.WriteControl(pkt, to, from) // WriteControl from their own goroutines
 //
-// Upcalls run on the socket reader goroutines and must not block: they
+// The forwarding loops run on locked OS threads with descriptors of their
+// own outside the Go runtime's netpoller: they make the batched system
+// calls themselves and sleep in ppoll(2) only when the kernel has nothing
+// (the netpoller's per-packet epoll wake-ups cost a quarter of the
+// downstream rate; see docs/performance.md).
+//
+// Upcalls run on the socket reader threads and must not block: they
 // copy what they keep and hand it to the owner of the session.
 //
 // There is no goroutine per tunnel or session. Lookups take a read lock

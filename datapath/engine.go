@@ -282,6 +282,8 @@ type Engine struct {
 	mu      sync.Mutex // Install/Remove, sockets and run state
 	sockets []*Socket
 	runCtx  context.Context
+	st      *stopper // wakes the forwarding threads for shutdown
+	stErr   error
 	wg      sync.WaitGroup
 	runErr  chan error
 
@@ -495,16 +497,24 @@ func (e *Engine) SendFrame(key SessionKey, frame []byte) error {
 	return nil
 }
 
-// AddSocket takes over reading conn: from now on its datagrams go through
-// the engine (control messages up through Upcall.Control).
+// AddSocket takes over conn: from now on its datagrams go through the
+// engine (control messages up through Upcall.Control). The engine keeps
+// a descriptor of its own, outside the Go runtime's poller, and closes
+// conn at once; use the returned Socket to send.
 func (e *Engine) AddSocket(conn *net.UDPConn) (*Socket, error) {
 	sio, err := newUDPIO(conn, e.cfg.Batch)
 	if err != nil {
 		return nil, err
 	}
-	s := &Socket{e: e, io: sio, conn: conn, txq: make([]message, 0, e.cfg.Batch)}
+	s := &Socket{e: e, io: sio, txq: make([]message, 0, e.cfg.Batch)}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	st := e.stopperLocked()
+	if st.done.Load() {
+		sio.close()
+		return nil, errors.New("datapath: add socket: engine stopped")
+	}
+	sio.start(st)
 	e.sockets = append(e.sockets, s)
 	if e.runCtx != nil {
 		e.startReader(s)
@@ -512,9 +522,22 @@ func (e *Engine) AddSocket(conn *net.UDPConn) (*Socket, error) {
 	return s, nil
 }
 
-// Run runs the reader loops (one goroutine per socket and one for the
-// TUN) until ctx ends, then closes the sockets and the TUN. It returns nil
-// when ctx ended, or the first fatal read error.
+// stopperLocked returns the engine's stopper, creating it on first use.
+// An eventfd that cannot be made leaves a stopper that never wakes
+// sleepers; Run reports that error.
+func (e *Engine) stopperLocked() *stopper {
+	if e.st == nil {
+		e.st, e.stErr = newStopper()
+		if e.stErr != nil {
+			e.st = &stopper{efd: -1}
+		}
+	}
+	return e.st
+}
+
+// Run runs the forwarding threads (one locked OS thread per socket and
+// one for the TUN) until ctx ends, then closes the sockets and the TUN.
+// It returns nil when ctx ended, or the first fatal read error.
 func (e *Engine) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -524,14 +547,25 @@ func (e *Engine) Run(ctx context.Context) error {
 		return errors.New("datapath: Run called twice")
 	}
 	e.runCtx = ctx
+	st := e.stopperLocked()
+	if e.stErr != nil {
+		// Without the eventfd the threads could not be woken to stop:
+		// start none.
+		st.done.Store(true)
+		e.stopTAPReader()
+		e.mu.Unlock()
+		e.closeAll()
+		return fmt.Errorf("datapath: eventfd: %w", e.stErr)
+	}
 	for _, s := range e.sockets {
 		e.startReader(s)
 	}
 	if e.tun != nil {
+		e.tun.wait = newWaiter(st, e.tun.fd)
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
-			e.fail(e.tunLoop(ctx))
+			e.fail(e.tunLoop())
 		}()
 	}
 	e.startTAPReader()
@@ -542,23 +576,36 @@ func (e *Engine) Run(ctx context.Context) error {
 	case err = <-e.runErr:
 	}
 	e.mu.Lock()
+	st.stop()
+	e.stopTAPReader()
+	e.mu.Unlock()
+	e.wg.Wait()
+	e.closeAll()
+	return err
+}
+
+// closeAll closes the sockets, the TUN and the stop eventfd once no
+// forwarding thread runs.
+func (e *Engine) closeAll() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	for _, s := range e.sockets {
 		s.close()
 	}
 	if e.tun != nil {
 		e.tun.Close()
 	}
-	e.stopTAPReader()
-	e.mu.Unlock()
-	e.wg.Wait()
-	return err
+	if e.st.efd >= 0 {
+		e.st.close()
+		e.st.efd = -1
+	}
 }
 
 func (e *Engine) startReader(s *Socket) {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		e.fail(s.readLoop(e.runCtx))
+		e.fail(s.readLoop())
 	}()
 }
 

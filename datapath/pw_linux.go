@@ -1,7 +1,6 @@
 package datapath
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -423,16 +422,15 @@ func newPWQueue(s *Socket, batch int) *pwQueue {
 	case *udpIO:
 		q.io = io.txClone(batch)
 	case *ipIO:
-		q.io = &ipIO{udpIO: io.udpIO.txClone(batch), ipc: io.ipc}
+		q.io = &ipIO{udpIO: io.udpIO.txClone(batch)}
 	}
 	return q
 }
 
 // txClone is a udpIO on the same socket with send state of its own.
 func (u *udpIO) txClone(batch int) *udpIO {
-	c := &udpIO{conn: u.conn, rc: u.rc, v6: u.v6, tx: newMmsgState(batch, false)}
-	c.txFn = c.sendmmsg
-	return c
+	return &udpIO{fd: u.fd, laddr: u.laddr, v6: u.v6, tx: newMmsgState(batch, false),
+		txWait: newWaiter(u.txWait.st, u.fd)}
 }
 
 func (f *pwForwarder) flushSocket(s *Socket) {
@@ -506,7 +504,6 @@ func InNetns(name string, fn func() error) error {
 // udpIO, with its own local address and single writes.
 type ipIO struct {
 	*udpIO
-	ipc *net.IPConn
 }
 
 // IPProto is the IP protocol number of L2TPv3 over IP (RFC 3931 §4.1.1.2).
@@ -536,8 +533,7 @@ func (e *Engine) AddIPSocket(local netip.Addr) (*Socket, error) {
 		c.Close()
 		return nil, fmt.Errorf("datapath: add IP socket: %w", err)
 	}
-	u := &udpIO{rc: rc, v6: local.Is6(), rx: newMmsgState(e.cfg.Batch, true), tx: newMmsgState(e.cfg.Batch, false)}
-	u.rxFn, u.txFn = u.recvmmsg, u.sendmmsg
+	u := &udpIO{fd: -1, laddr: c.LocalAddr(), v6: local.Is6(), rx: newMmsgState(e.cfg.Batch, true), tx: newMmsgState(e.cfg.Batch, false)}
 	var serr error
 	err = rc.Control(func(fd uintptr) {
 		if u.v6 {
@@ -547,17 +543,34 @@ func (e *Engine) AddIPSocket(local netip.Addr) (*Socket, error) {
 		}
 		_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
 		_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, 8<<20)
+		if serr == nil {
+			// A descriptor of our own, outside the runtime poller (see
+			// newUDPIO).
+			u.fd, serr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+		}
+		if serr == nil {
+			serr = unix.SetNonblock(u.fd, true)
+		}
 	})
 	if err == nil {
 		err = serr
 	}
+	c.Close()
 	if err != nil {
-		c.Close()
+		if u.fd >= 0 {
+			unix.Close(u.fd)
+		}
 		return nil, fmt.Errorf("datapath: add IP socket: %w", err)
 	}
-	s := &Socket{e: e, io: &ipIO{udpIO: u, ipc: c}, ip: true, txq: make([]message, 0, e.cfg.Batch)}
+	s := &Socket{e: e, io: &ipIO{udpIO: u}, ip: true, txq: make([]message, 0, e.cfg.Batch)}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	st := e.stopperLocked()
+	if st.done.Load() {
+		u.close()
+		return nil, errors.New("datapath: add IP socket: engine stopped")
+	}
+	u.start(st)
 	e.sockets = append(e.sockets, s)
 	if e.runCtx != nil {
 		e.startReader(s)
@@ -565,33 +578,40 @@ func (e *Engine) AddIPSocket(local netip.Addr) (*Socket, error) {
 	return s, nil
 }
 
-func (p *ipIO) localAddr() net.Addr { return p.ipc.LocalAddr() }
-
 // writeOne sends one message (to's port is ignored); control-plane rate,
 // so it may allocate.
 func (p *ipIO) writeOne(b []byte, to netip.AddrPort, from netip.Addr) error {
 	var oobBuf [oobSize]byte
 	oob := oobBuf[:putPktinfo(oobBuf[:], from, p.v6)]
-	a := to.Addr().Unmap()
+	var sa unix.Sockaddr
 	if p.v6 {
-		a = netip.AddrFrom16(to.Addr().As16())
+		sa = &unix.SockaddrInet6{Addr: to.Addr().As16()}
+	} else if a := to.Addr().Unmap(); a.Is4() {
+		sa = &unix.SockaddrInet4{Addr: a.As4()}
+	} else {
+		return fmt.Errorf("%v: %w", to, unix.EAFNOSUPPORT)
 	}
-	dst := &net.IPAddr{IP: a.AsSlice()}
-	_, _, err := p.ipc.WriteMsgIP(b, oob, dst)
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return net.ErrClosed
+	}
+	err := p.sendmsg(b, oob, sa)
 	if err != nil && len(oob) > 0 && (errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.EINVAL)) {
-		_, _, err = p.ipc.WriteMsgIP(b, nil, dst)
+		err = p.sendmsg(b, nil, sa)
 	}
 	return err
 }
 
-// readLoopIP reads batches from a raw IP socket until it is closed. IPv4
-// raw sockets deliver the IP header, which is skipped; IPv6 ones do not.
-func (s *Socket) readLoopIP(ctx context.Context) error {
+// readLoopIP reads batches from a raw IP socket until the engine stops.
+// IPv4 raw sockets deliver the IP header, which is skipped; IPv6 ones do
+// not.
+func (s *Socket) readLoopIP() error {
 	u := s.io.(*ipIO).udpIO
 	for {
 		n, err := u.readBatch()
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
+			if err == errStopped {
 				return nil
 			}
 			s.e.drop(dropRead, nil)
@@ -621,13 +641,12 @@ func (s *Socket) readLoopIP(ctx context.Context) error {
 // ipEncap reports whether the socket carries L2TPv3 over IP.
 func (s *Socket) ipEncap() bool { return s != nil && s.ip }
 
-// close closes the socket's connection so its reader ends.
+// close closes the socket's descriptor once its threads have stopped.
 func (s *Socket) close() {
-	if p, ok := s.io.(*ipIO); ok {
-		p.ipc.Close()
-		return
-	}
-	if s.conn != nil {
-		s.conn.Close()
+	switch io := s.io.(type) {
+	case *udpIO:
+		io.close()
+	case *ipIO:
+		io.udpIO.close()
 	}
 }

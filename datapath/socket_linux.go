@@ -1,13 +1,12 @@
 package datapath
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"syscall"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -16,9 +15,8 @@ import (
 // Socket is a UDP socket (normally port 1701) carrying both control and
 // data messages.
 type Socket struct {
-	e    *Engine
-	conn *net.UDPConn
-	io   socketIO
+	e  *Engine
+	io socketIO
 	// txq is the TUN reader's queue for the next sendmmsg; only the TUN
 	// reader touches it.
 	txq []message
@@ -57,16 +55,17 @@ func (s *Socket) WriteControl(pkt []byte, to netip.AddrPort, from netip.Addr) er
 	return nil
 }
 
-// readLoop reads batches until the socket is closed.
-func (s *Socket) readLoop(ctx context.Context) error {
+// readLoop reads batches on a locked OS thread until the engine stops.
+func (s *Socket) readLoop() error {
+	defer lockThread()()
 	if s.ip {
-		return s.readLoopIP(ctx)
+		return s.readLoopIP()
 	}
 	u := s.io.(*udpIO)
 	for {
 		n, err := u.readBatch()
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
+			if err == errStopped {
 				return nil
 			}
 			// Transient (ENOBUFS, ICMP errors surfacing): count and go on.
@@ -86,6 +85,9 @@ func (s *Socket) readLoop(ctx context.Context) error {
 	}
 }
 
+// errStopped ends a forwarding loop: the engine is shutting down.
+var errStopped = errors.New("datapath: stopped")
+
 const oobSize = 64
 
 type mmsgState struct {
@@ -94,9 +96,6 @@ type mmsgState struct {
 	names []unix.RawSockaddrInet6
 	oob   [][]byte
 	bufs  [][]byte // receive only
-	// results of the last system call, set by the RawConn callback
-	n   int
-	err error
 }
 
 func newMmsgState(batch int, withBufs bool) *mmsgState {
@@ -122,25 +121,34 @@ func newMmsgState(batch int, withBufs bool) *mmsgState {
 	return m
 }
 
-// udpIO does batched reads (recvmmsg) and writes (sendmmsg) through the
-// runtime poller, with IP_PKTINFO/IPV6_PKTINFO for local addresses.
+// udpIO does batched reads (recvmmsg) and writes (sendmmsg) on a
+// non-blocking descriptor of its own, outside the runtime poller, with
+// IP_PKTINFO/IPV6_PKTINFO for local addresses.
 type udpIO struct {
-	conn *net.UDPConn
-	rc   syscall.RawConn
-	v6   bool
-	rx   *mmsgState // reader goroutine only
-	tx   *mmsgState // TUN goroutine only
-	// pending slice of tx.hdrs for the current sendmmsg
-	txFrom, txTo int
-	rxFn, txFn   func(fd uintptr) bool
+	fd    int
+	laddr net.Addr
+	v6    bool
+	rx    *mmsgState // reader thread only
+	tx    *mmsgState // TUN thread only
+	// rxWait and txWait sleep on the descriptor (and the engine's stop
+	// eventfd) for the reader and the TUN thread; set before either runs.
+	rxWait, txWait *waiter
+
+	// mu orders writeOne against close: the descriptor number must not be
+	// used once closed (it may be reused by then).
+	mu     sync.RWMutex
+	closed bool
 }
 
+// newUDPIO takes conn's socket out of the runtime poller: it keeps a
+// duplicate descriptor and closes conn, which removes the socket from the
+// poller's epoll set.
 func newUDPIO(conn *net.UDPConn, batch int) (*udpIO, error) {
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		return nil, fmt.Errorf("datapath: add socket: %w", err)
 	}
-	u := &udpIO{conn: conn, rc: rc, rx: newMmsgState(batch, true), tx: newMmsgState(batch, false)}
+	u := &udpIO{fd: -1, laddr: conn.LocalAddr(), rx: newMmsgState(batch, true), tx: newMmsgState(batch, false)}
 	var serr error
 	err = rc.Control(func(fd uintptr) {
 		var domain int
@@ -156,25 +164,48 @@ func newUDPIO(conn *net.UDPConn, batch int) (*udpIO, error) {
 		} else {
 			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
 		}
+		if serr != nil {
+			return
+		}
+		// Bursts must not be lost in the socket queue.
+		_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
+		_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, 8<<20)
+		u.fd, serr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
 		if serr == nil {
-			// Bursts must not be lost in the socket queue.
-			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
-			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, 8<<20)
+			serr = unix.SetNonblock(u.fd, true)
 		}
 	})
 	if err == nil {
 		err = serr
 	}
 	if err != nil {
+		if u.fd >= 0 {
+			unix.Close(u.fd)
+		}
 		return nil, fmt.Errorf("datapath: add socket: %w", err)
 	}
-	u.rxFn = u.recvmmsg
-	u.txFn = u.sendmmsg
+	conn.Close()
 	return u, nil
 }
 
-func (u *udpIO) localAddr() net.Addr { return u.conn.LocalAddr() }
+func (u *udpIO) localAddr() net.Addr { return u.laddr }
 
+// start readies the socket for its reader thread and the TUN thread.
+func (u *udpIO) start(st *stopper) {
+	u.rxWait, u.txWait = newWaiter(st, u.fd), newWaiter(st, u.fd)
+}
+
+func (u *udpIO) close() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if !u.closed {
+		u.closed = true
+		unix.Close(u.fd)
+	}
+}
+
+// readBatch receives at least one datagram, sleeping while there is none;
+// it returns errStopped when the engine stops.
 func (u *udpIO) readBatch() (int, error) {
 	m := u.rx
 	for i := range m.hdrs {
@@ -187,30 +218,30 @@ func (u *udpIO) readBatch() (int, error) {
 		h.Flags = 0
 		m.hdrs[i].Len = 0
 	}
-	m.n, m.err = 0, nil
-	if err := u.rc.Read(u.rxFn); err != nil {
-		return 0, err
-	}
-	return m.n, m.err
-}
-
-func (u *udpIO) recvmmsg(fd uintptr) bool {
-	m := u.rx
 	for {
-		n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&m.hdrs[0])),
-			uintptr(len(m.hdrs)), unix.MSG_DONTWAIT, 0, 0)
+		if u.rxWait.st.done.Load() {
+			return 0, errStopped
+		}
+		n, errno := mmsgCall(unix.SYS_RECVMMSG, u.fd, m.hdrs)
 		switch errno {
 		case 0:
-			m.n = int(n)
-			return true
+			return n, nil
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			return false
+			if !u.rxWait.wait(unix.POLLIN) {
+				return 0, errStopped
+			}
+			continue
 		}
-		m.err = errno
-		return true
+		return 0, errno
 	}
+}
+
+func mmsgCall(trap uintptr, fd int, hdrs []unix.Mmsghdr) (int, unix.Errno) {
+	n, _, errno := unix.Syscall6(trap, uintptr(fd), uintptr(unsafe.Pointer(&hdrs[0])),
+		uintptr(len(hdrs)), unix.MSG_DONTWAIT, 0, 0)
+	return int(n), errno
 }
 
 // writeBatch sends msgs with sendmmsg. A message the kernel refuses with
@@ -235,45 +266,32 @@ func (u *udpIO) writeBatch(msgs []message) (failed int) {
 		h.SetControllen(l)
 		n++
 	}
-	u.txFrom, u.txTo = 0, n
-	for u.txFrom < u.txTo {
-		m.n, m.err = 0, nil
-		if err := u.rc.Write(u.txFn); err != nil {
-			return failed + u.txTo - u.txFrom
-		}
-		u.txFrom += m.n
-		if m.err != nil {
-			h := &m.hdrs[u.txFrom].Hdr
-			if h.Control != nil && (m.err == unix.EADDRNOTAVAIL || m.err == unix.EINVAL) {
-				h.Control = nil
-				h.SetControllen(0)
-				continue
-			}
-			failed++
-			u.txFrom++
-		}
-	}
-	clear(m.iovs[:n]) // do not keep the caller's buffers reachable
-	return failed
-}
-
-func (u *udpIO) sendmmsg(fd uintptr) bool {
-	m := u.tx
-	for {
-		n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&m.hdrs[u.txFrom])),
-			uintptr(u.txTo-u.txFrom), unix.MSG_DONTWAIT, 0, 0)
+	for i := 0; i < n; {
+		sent, errno := mmsgCall(unix.SYS_SENDMMSG, u.fd, m.hdrs[i:n])
 		switch errno {
 		case 0:
-			m.n = int(n)
-			return true
+			i += sent
+			continue
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			return false
+			if !u.txWait.wait(unix.POLLOUT) {
+				failed += n - i
+				i = n
+			}
+			continue
 		}
-		m.err = errno
-		return true
+		h := &m.hdrs[i].Hdr
+		if h.Control != nil && (errno == unix.EADDRNOTAVAIL || errno == unix.EINVAL) {
+			h.Control = nil
+			h.SetControllen(0)
+			continue
+		}
+		failed++
+		i++
 	}
+	clear(m.iovs[:n]) // do not keep the caller's buffers reachable
+	return failed
 }
 
 func (u *udpIO) fillName(sa *unix.RawSockaddrInet6, h *unix.Msghdr, to netip.AddrPort) bool {
@@ -323,18 +341,40 @@ func putPktinfo(oob []byte, from netip.Addr, v6 bool) int {
 func (u *udpIO) writeOne(b []byte, to netip.AddrPort, from netip.Addr) error {
 	var oobBuf [oobSize]byte
 	oob := oobBuf[:putPktinfo(oobBuf[:], from, u.v6)]
-	if u.v6 && to.Addr().Is4() {
-		to = netip.AddrPortFrom(netip.AddrFrom16(to.Addr().As16()), to.Port())
+	var sa unix.Sockaddr
+	if u.v6 {
+		sa = &unix.SockaddrInet6{Addr: to.Addr().As16(), Port: int(to.Port())}
+	} else if a := to.Addr().Unmap(); a.Is4() {
+		sa = &unix.SockaddrInet4{Addr: a.As4(), Port: int(to.Port())}
+	} else {
+		return fmt.Errorf("%v: %w", to, unix.EAFNOSUPPORT)
 	}
-	if !u.v6 {
-		to = netip.AddrPortFrom(to.Addr().Unmap(), to.Port())
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	if u.closed {
+		return net.ErrClosed
 	}
-	_, _, err := u.conn.WriteMsgUDPAddrPort(b, oob, to)
+	err := u.sendmsg(b, oob, sa)
 	if err != nil && len(oob) > 0 && (errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.EINVAL)) {
 		// The address went away (reconfigured interface): let routing pick.
-		_, _, err = u.conn.WriteMsgUDPAddrPort(b, nil, to)
+		err = u.sendmsg(b, nil, sa)
 	}
 	return err
+}
+
+// sendmsg sends one datagram, waiting a bounded time for buffer space.
+func (u *udpIO) sendmsg(b, oob []byte, sa unix.Sockaddr) error {
+	for tries := 0; ; tries++ {
+		_, err := unix.SendmsgN(u.fd, b, oob, sa, unix.MSG_DONTWAIT)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN && tries < 10:
+			unix.Poll([]unix.PollFd{{Fd: int32(u.fd), Events: unix.POLLOUT}}, 100)
+			continue
+		}
+		return err
+	}
 }
 
 func sockaddrAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {

@@ -1,28 +1,25 @@
 package datapath
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"os"
-	"syscall"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
 
 // tunDevice is the TUN device (IFF_TUN|IFF_NO_PI: each read and write is
-// one bare IP packet), non-blocking under the runtime poller.
+// one bare IP packet) on a non-blocking descriptor outside the runtime
+// poller: the TUN thread reads it, the socket threads write it.
 type tunDevice struct {
-	f    *os.File
-	rc   syscall.RawConn
+	fd   int
 	name string
+	wait *waiter // the TUN thread's, set before it runs
 
-	// read burst state, TUN reader only
+	closeOnce sync.Once
+
+	// read burst state, TUN thread only
 	bufs  [][]byte
 	sizes []int
-	n     int
-	err   error
-	rdFn  func(fd uintptr) bool
 }
 
 func openTUN(name string, mtu int) (*tunDevice, error) {
@@ -40,17 +37,11 @@ func openTUN(name string, mtu int) (*tunDevice, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("datapath: TUNSETIFF %q: %w", name, err)
 	}
-	t := &tunDevice{name: ifr.Name()}
+	t := &tunDevice{fd: fd, name: ifr.Name()}
 	if err := linkUp(t.name, mtu); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
-	t.f = os.NewFile(uintptr(fd), "/dev/net/tun")
-	if t.rc, err = t.f.SyscallConn(); err != nil {
-		t.f.Close()
-		return nil, fmt.Errorf("datapath: TUN: %w", err)
-	}
-	t.rdFn = t.readMany
 	return t, nil
 }
 
@@ -79,43 +70,58 @@ func linkUp(name string, mtu int) error {
 	return nil
 }
 
-// Write writes one IP packet; safe for concurrent use.
-func (t *tunDevice) Write(b []byte) (int, error) { return t.f.Write(b) }
-
-func (t *tunDevice) Close() error { return t.f.Close() }
-
-// readBurst reads up to len(t.bufs) packets, each at offset headroom of
-// its buffer, blocking until at least one is there.
-func (t *tunDevice) readBurst() (int, error) {
-	t.n, t.err = 0, nil
-	if err := t.rc.Read(t.rdFn); err != nil {
-		return 0, err
+// Write writes one IP packet; safe for concurrent use while the engine
+// runs (the TUN is closed only after the socket threads stopped).
+func (t *tunDevice) Write(b []byte) (int, error) {
+	for {
+		n, err := unix.Write(t.fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		return n, err
 	}
-	return t.n, t.err
 }
 
-func (t *tunDevice) readMany(fd uintptr) bool {
-	for t.n < len(t.bufs) {
-		n, err := unix.Read(int(fd), t.bufs[t.n][headroom:])
+func (t *tunDevice) Close() error {
+	t.closeOnce.Do(func() { unix.Close(t.fd) })
+	return nil
+}
+
+// readBurst reads up to len(t.bufs) packets, each at offset headroom of
+// its buffer, sleeping until at least one is there; it returns errStopped
+// when the engine stops.
+func (t *tunDevice) readBurst() (int, error) {
+	n := 0
+	for n < len(t.bufs) {
+		if t.wait.st.done.Load() {
+			return n, errStopped
+		}
+		r, err := unix.Read(t.fd, t.bufs[n][headroom:])
 		switch err {
 		case nil:
-			t.sizes[t.n] = n
-			t.n++
+			t.sizes[n] = r
+			n++
 			continue
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			return t.n > 0
+			if n > 0 {
+				return n, nil
+			}
+			if !t.wait.wait(unix.POLLIN) {
+				return 0, errStopped
+			}
+			continue
 		}
-		t.err = err
-		return true
+		return n, err
 	}
-	return true
+	return n, nil
 }
 
-// tunLoop reads packets from the TUN, encapsulates and sends them in
-// batches until the TUN is closed.
-func (e *Engine) tunLoop(ctx context.Context) error {
+// tunLoop reads packets from the TUN on a locked OS thread, encapsulates
+// and sends them in batches until the engine stops.
+func (e *Engine) tunLoop() error {
+	defer lockThread()()
 	t := e.tun
 	t.bufs = make([][]byte, e.cfg.Batch)
 	t.sizes = make([]int, e.cfg.Batch)
@@ -125,15 +131,15 @@ func (e *Engine) tunLoop(ctx context.Context) error {
 	f := &tunForwarder{e: e}
 	for {
 		n, err := t.readBurst()
-		if err != nil {
-			if errors.Is(err, os.ErrClosed) || ctx.Err() != nil {
-				return nil
-			}
+		if err != nil && err != errStopped {
 			e.drop(dropRead, nil)
 		}
 		for i := 0; i < n; i++ {
 			f.forward(t.bufs[i], t.sizes[i])
 		}
 		f.flush()
+		if err == errStopped {
+			return nil
+		}
 	}
 }
