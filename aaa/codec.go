@@ -131,6 +131,8 @@ type Attributes struct {
 	MSCHAP2Success       string   // "S=..." authenticator response
 	MSCHAPError          string   // MS-CHAP-Error text, "E=... R=... "
 	BadRoutes, Malformed int      // values that did not parse
+	// Tunnels are the RFC 2868 tunnel assignments, one per tag.
+	Tunnels []Tunnel
 }
 
 // ParseAttributes decodes the attributes of a reply (the octets after
@@ -185,6 +187,8 @@ func ParseAttributes(b []byte) (Attributes, error) {
 			a.ReplyMessage += string(v)
 		case rfc2865.VendorSpecific_Type:
 			a.vendor(v)
+		default:
+			a.tunnelAttr(t, v)
 		}
 	}
 	return a, nil

@@ -433,6 +433,7 @@ func (e *engine) receive(now time.Time, i, k int, b []byte) {
 		e.stats.DropMalformed++
 		return
 	}
+	decryptTunnelPasswords(pkt[headerLen:], s.secret, t.auth)
 	e.stats.Responses++
 	s.responses++
 	if t.tries == 1 {
