@@ -67,7 +67,7 @@ func TestParseAttributesRoundTrip(t *testing.T) {
 	microsoft.MSSecondaryDNSServer_Set(p, netip.MustParseAddr("192.0.2.54").AsSlice())
 	s := "S=0123456789ABCDEF0123456789ABCDEF01234567"
 	microsoft.MSCHAP2Success_Set(p, append([]byte{7}, s...))
-	rfc2868.TunnelType_Add(p, 1, rfc2868.TunnelType_Value_L2TP) // ignored
+	rfc2868.TunnelType_Add(p, 1, rfc2868.TunnelType_Value_L2TP) // RFC 2868 §3.1
 	b, err := p.Encode()
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +84,7 @@ func TestParseAttributesRoundTrip(t *testing.T) {
 		DNS1:                netip.MustParseAddr("192.0.2.53"), DNS2: netip.MustParseAddr("192.0.2.54"),
 		SessionTimeout: 2 * time.Hour, IdleTimeout: 15 * time.Minute, AcctInterimInterval: time.Minute,
 		Class: [][]byte{[]byte("c1"), []byte("c2")}, ReplyMessage: "a\nb", MSCHAP2Success: s, BadRoutes: 1,
+		Tunnels: []Tunnel{{Tag: 1, Type: TunnelTypeL2TP}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got  %+v\nwant %+v", got, want)
