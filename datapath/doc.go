@@ -24,6 +24,25 @@
 // Local address (IP_PKTINFO / IPV6_PKTINFO). TCP SYNs are MSS-clamped
 // both ways when the session asks for it.
 //
+// L2TPv3 sessions may instead carry Ethernet (Session.Kind: RFC 4719
+// Ethernet pseudowire, pw type 5, or Ethernet VLAN, pw type 4). Their
+// frames go whole (no FCS) between the wire and a TAP device opened with
+// OpenTAP: one Ethernet session per TAP, or VLAN sessions sharing a trunk
+// TAP, chosen by the VID of a frame's outermost 802.1Q/802.1ad tag, which
+// is rewritten to the local VID on the way out of the pseudowire. All TAPs
+// are read by one goroutine waiting in epoll, in bursts; their frames get
+// the L2TPv3 header (Session ID, cookie, default L2-specific sublayer)
+// written into the headroom and leave in sendmmsg batches per socket.
+// Frames that belong to no session are counted (no_pw_session).
+//
+// L2TPv3 also runs directly over IP, protocol 115 (RFC 3931 §4.1.1.2):
+// AddIPSocket opens a raw socket (IPv4 or IPv6) whose packets take the
+// same receive path. A packet starting with a zero Session ID is a
+// control message and goes up through Upcall.Control whole, zero word
+// included, from the peer's address with port 0; anything else is data
+// with the Session ID first. A session sends with the encapsulation of
+// its Socket, for every kind, PPP included.
+//
 // The caller's loop:
 //
 //	e, err := datapath.New(datapath.Config{TUN: "l2tp0", MTU: 1500}, up)
@@ -32,6 +51,13 @@
 //	...                         // up.Control feeds the control shards, which
 //	e.Install(sess)             // call Install, Remove, SendFrame and
 //	s.WriteControl(pkt, to, from) // WriteControl from their own goroutines
+//
+// and for pseudowires, before Install (and inside InNetns for an engine
+// in another network namespace):
+//
+//	e.OpenTAP("pw0", 1500)
+//	ip, err := e.AddIPSocket(local) // L2TPv3 over IP
+//	ok, err := datapath.LinkUp("pw0") // Circuit Status for the control plane
 //
 // The forwarding loops run on locked OS threads with descriptors of their
 // own outside the Go runtime's netpoller: they make the batched system
@@ -42,7 +68,7 @@
 // Upcalls run on the socket reader threads and must not block: they
 // copy what they keep and hand it to the owner of the session.
 //
-// There is no goroutine per tunnel or session. Lookups take a read lock
+// There is no goroutine per tunnel, session or TAP. Lookups take a read lock
 // on one of 64 table shards, counters are atomics, and the forwarding
 // functions allocate nothing (tests prove it with testing.AllocsPerRun).
 // datapath never imports control/, ppp/, aaa/ or store/: it has its own

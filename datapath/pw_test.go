@@ -11,9 +11,13 @@ import (
 // to a device.
 func (r *rig) addFakeTAP(t testing.TB, name string) *fakeTUN {
 	t.Helper()
+	fresh := r.e.pw == nil
 	ps, err := r.e.pwState()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if fresh {
+		t.Cleanup(ps.closeAll)
 	}
 	w := &fakeTUN{keep: r.tun.keep, last: make([]byte, 0, bufSize)}
 	td := &tapDev{name: name, fd: -1, w: w}
