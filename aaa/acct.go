@@ -358,6 +358,16 @@ func (a *Accounting) Send(rec AcctRecord) error {
 	return nil
 }
 
+// Notify tells the sender that the spool has records to offer which
+// its last Next did not return (a durable spool that offers a record
+// only once it is written).
+func (a *Accounting) Notify() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
 // AcctStats counts deliveries.
 type AcctStats struct {
 	Delivered, Failures uint64

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -36,6 +37,16 @@ type AsyncConfig struct {
 	// After returns a channel that fires after d; tests replace it to
 	// drive retries by hand. Nil means time.After.
 	After func(d time.Duration) <-chan time.Time
+	// OnHealth is told when the store goes from answering to
+	// unreachable (false) and back (true), from whichever goroutine
+	// saw the change; nil ignores it.
+	OnHealth func(up bool)
+}
+
+// Pinger is implemented by stores that can become unreachable (a
+// database); Async.Probe uses it.
+type Pinger interface {
+	Ping(ctx context.Context) error
 }
 
 // AsyncStats are an Async queue's counters.
@@ -75,6 +86,8 @@ type Async struct {
 	wake   chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	down atomic.Bool // the last attempt found the store unreachable
 }
 
 // NewAsync starts the writer goroutine over s. Stop it with Close.
@@ -193,6 +206,7 @@ func (a *Async) ReleaseUserSlot(user, session string) error {
 // once applied; delivery reads it back with AcctNext.
 func (a *Async) AcctEnqueue(rec AcctRecord) error {
 	rec.Class = slices.Clone(rec.Class)
+	rec.Extra = slices.Clone(rec.Extra)
 	return a.enqueue(Write{Kind: WriteAcctEnqueue, Acct: rec})
 }
 
@@ -204,6 +218,37 @@ func (a *Async) AcctAck(id int64) error {
 // AddEvent queues Store.AddEvent.
 func (a *Async) AddEvent(session string, at time.Time, kind, detail string) error {
 	return a.enqueue(Write{Kind: WriteEvent, ID: session, At: at, EventKind: kind, Detail: detail})
+}
+
+// Up reports whether the store answered the last write batch, call or
+// probe.
+func (a *Async) Up() bool { return !a.down.Load() }
+
+// note records the outcome of one attempt: an ErrUnavailable marks the
+// store down, anything else (an answer, even a refusal) up.
+func (a *Async) note(err error) {
+	down := errors.Is(err, ErrUnavailable)
+	if a.down.CompareAndSwap(!down, down) && a.cfg.OnHealth != nil {
+		a.cfg.OnHealth(!down)
+	}
+}
+
+// Probe asks a store that can be unreachable whether it answers, within
+// CallTimeout, and records the outcome; stores that cannot fail are
+// always up.
+func (a *Async) Probe(ctx context.Context) error {
+	p, ok := a.s.(Pinger)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := a.call(ctx)
+	defer cancel()
+	err := p.Ping(ctx)
+	if err != nil && !errors.Is(err, ErrUnavailable) {
+		err = fmt.Errorf("store: ping: %w: %w", ErrUnavailable, err)
+	}
+	a.note(err)
+	return err
 }
 
 func (a *Async) call(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -223,14 +268,18 @@ func unavailable(op string, err error) error {
 func (a *Async) LeaseIPv4(ctx context.Context, pool string, addr netip.Addr, owner, node string) error {
 	ctx, cancel := a.call(ctx)
 	defer cancel()
-	return unavailable("lease ipv4", a.s.LeaseIPv4(ctx, pool, addr, owner, node))
+	err := unavailable("lease ipv4", a.s.LeaseIPv4(ctx, pool, addr, owner, node))
+	a.note(err)
+	return err
 }
 
 // LeaseIPv6 calls Store.LeaseIPv6 within CallTimeout.
 func (a *Async) LeaseIPv6(ctx context.Context, pool string, prefix netip.Prefix, owner, node string) error {
 	ctx, cancel := a.call(ctx)
 	defer cancel()
-	return unavailable("lease ipv6", a.s.LeaseIPv6(ctx, pool, prefix, owner, node))
+	err := unavailable("lease ipv6", a.s.LeaseIPv6(ctx, pool, prefix, owner, node))
+	a.note(err)
+	return err
 }
 
 // AcquireUserSlot calls Store.AcquireUserSlot within CallTimeout.
@@ -238,7 +287,9 @@ func (a *Async) AcquireUserSlot(ctx context.Context, user string, max int, sessi
 	ctx, cancel := a.call(ctx)
 	defer cancel()
 	ok, err := a.s.AcquireUserSlot(ctx, user, max, session, node)
-	return ok, unavailable("acquire user slot", err)
+	err = unavailable("acquire user slot", err)
+	a.note(err)
+	return ok, err
 }
 
 // Flush waits until every write queued before the call is applied, or
@@ -314,8 +365,9 @@ func (a *Async) run(ctx context.Context) {
 			}
 		}
 		actx, cancel := context.WithTimeout(ctx, a.cfg.ApplyTimeout)
-		err := a.s.Apply(actx, a.cfg.Writer, batch)
+		err := unavailable("apply", a.s.Apply(actx, a.cfg.Writer, batch))
 		cancel()
+		a.note(err)
 		if err != nil {
 			a.mu.Lock()
 			a.stats.Failures++

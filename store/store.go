@@ -142,6 +142,10 @@ type AcctRecord struct {
 	Start    time.Time
 	Counters Counters
 	Cause    string
+	// Extra is what else the sender needs to rebuild its request (the
+	// RADIUS attributes the fields above do not cover), opaque to the
+	// store and kept as given.
+	Extra []byte
 }
 
 // Event is one entry in a session's history.

@@ -366,6 +366,7 @@ func (s *Store) acctEnqueue(rec store.AcctRecord) int64 {
 	s.acctNext++
 	rec.ID = s.acctNext
 	rec.Class = slices.Clone(rec.Class)
+	rec.Extra = slices.Clone(rec.Extra)
 	s.acct[rec.Node] = append(s.acct[rec.Node], rec)
 	s.acctNode[rec.ID] = rec.Node
 	return rec.ID
@@ -382,6 +383,7 @@ func (s *Store) AcctNext(ctx context.Context, node string, limit int) ([]store.A
 	for i, r := range q {
 		out[i] = r
 		out[i].Class = slices.Clone(r.Class)
+		out[i].Extra = slices.Clone(r.Extra)
 	}
 	return out, nil
 }

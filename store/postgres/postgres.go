@@ -57,6 +57,17 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 // Close closes the connection pool.
 func (s *Store) Close() { s.pool.Close() }
 
+// Ping checks that the database answers; it fails with
+// store.ErrUnavailable when it does not.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: ping: %w: %w", store.ErrUnavailable, err)
+	}
+	return nil
+}
+
+var _ store.Pinger = (*Store)(nil)
+
 // Pool returns the connection pool, for health checks and tests.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
@@ -394,16 +405,16 @@ func (s *Store) UserSlots(ctx context.Context, user string) (int, error) {
 }
 
 const acctCols = `node, status, session_id, acct_session_id, username, ipv4, ipv6, class, at,
-started_at, in_octets, out_octets, in_packets, out_packets, cause`
+started_at, in_octets, out_octets, in_packets, out_packets, cause, extra`
 
 const sqlAcctEnqueue = `INSERT INTO acct_queue (` + acctCols + `)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
 
 func acctArgs(r *store.AcctRecord) []any {
 	return []any{r.Node, int16(r.Status), r.SessionID, r.AcctSessionID, r.User,
 		addrArg(r.IPv4), prefixArg(r.IPv6), r.Class, r.At, r.Start,
 		int64(r.Counters.InOctets), int64(r.Counters.OutOctets),
-		int64(r.Counters.InPackets), int64(r.Counters.OutPackets), r.Cause}
+		int64(r.Counters.InPackets), int64(r.Counters.OutPackets), r.Cause, r.Extra}
 }
 
 func (s *Store) AcctEnqueue(ctx context.Context, rec store.AcctRecord) (int64, error) {
@@ -430,7 +441,7 @@ func (s *Store) AcctNext(ctx context.Context, node string, limit int) ([]store.A
 			inO, outO, inP, outP int64
 		)
 		if err := rows.Scan(&r.ID, &r.Node, &status, &r.SessionID, &r.AcctSessionID, &r.User,
-			&ipv4, &ipv6, &r.Class, &r.At, &r.Start, &inO, &outO, &inP, &outP, &r.Cause); err != nil {
+			&ipv4, &ipv6, &r.Class, &r.At, &r.Start, &inO, &outO, &inP, &outP, &r.Cause, &r.Extra); err != nil {
 			return nil, wrap("acct next", err)
 		}
 		r.Status = store.AcctStatus(status)

@@ -498,13 +498,14 @@ func Acct(node string, status store.AcctStatus, session string, n int) store.Acc
 		Start:         T0,
 		Counters:      store.Counters{InOctets: uint64(n) << 33, OutPackets: uint64(n)},
 		Cause:         "User-Request",
+		Extra:         []byte(fmt.Sprintf(`{"n":%d}`, n)),
 	}
 }
 
 func diffAcct(got, want store.AcctRecord) string {
 	g, w := got, want
 	g.ID, w.ID = 0, 0
-	if !bytes.Equal(g.Class, w.Class) || !g.At.Equal(w.At) || !g.Start.Equal(w.Start) {
+	if !bytes.Equal(g.Class, w.Class) || !bytes.Equal(g.Extra, w.Extra) || !g.At.Equal(w.At) || !g.Start.Equal(w.Start) {
 		return fmt.Sprintf("got %+v, want %+v", got, want)
 	}
 	if g.Node != w.Node || g.Status != w.Status || g.SessionID != w.SessionID ||
