@@ -180,6 +180,10 @@ func (sh *shard) admitSession(e *entry) bool {
 	addr := e.peer.Addr()
 	pa := sh.peerAdm(addr)
 	reason := -1
+	if sh.srv.refusingForOutage() {
+		sh.counters["store_outage_refused"]++
+		return false
+	}
 	switch {
 	case l.MaxSessions > 0 && sh.srv.sessions.Load()+sh.srv.inSetup.Load() >= int64(l.MaxSessions):
 		reason = refuseSessionLimit

@@ -134,6 +134,9 @@ type Limits struct {
 	ICRQBurst         int
 	ICRQRatePerPeer   float64
 	ICRQBurstPerPeer  int
+	// SessionsPerUser bounds each user's concurrent sessions, across
+	// every node sharing the store (0: no bound).
+	SessionsPerUser int
 }
 
 // DefaultConfig returns the values used for anything a config leaves out.
@@ -241,9 +244,11 @@ type Stats struct {
 	Sessions int `json:"sessions"`
 	// AcctQueue is how many accounting records wait for a server;
 	// StoreQueue how many writes wait for the store.
-	AcctQueue  int          `json:"acct_queue"`
-	StoreQueue int          `json:"store_queue"`
-	Servers    []ServerInfo `json:"radius_servers,omitempty"`
+	AcctQueue  int `json:"acct_queue"`
+	StoreQueue int `json:"store_queue"`
+	// StoreUp: the store answers (always, for the memory store).
+	StoreUp bool         `json:"store_up"`
+	Servers []ServerInfo `json:"radius_servers,omitempty"`
 	// SessionSetup and OnlineSetup are latency histograms: ICRQ to ICCN
 	// (L2TP), and ICRQ to the first NCP open (the subscriber online).
 	SessionSetup Histogram         `json:"session_setup_seconds"`

@@ -51,11 +51,18 @@ type DAEClient struct {
 type aaaState struct {
 	client  *aaa.Client
 	acct    *aaa.Accounting
-	spool   *aaa.MemSpool
+	spool   spool
 	dae     *aaa.DAE
 	daeConn *net.UDPConn
 	boot    int64
 	seq     atomic.Uint64
+}
+
+// spool is where accounting records wait for delivery: in memory, or in
+// the store (storeSpool) when it is shared and durable.
+type spool interface {
+	aaa.Spool
+	Len() int
 }
 
 // authResult carries a RADIUS answer back to the shard that asked.
@@ -94,7 +101,12 @@ func (s *Server) startAAA() error {
 		}
 		s.aaa.client = c
 		if len(r.Acct) > 0 {
-			s.aaa.spool = &aaa.MemSpool{}
+			sp, err := s.newSpool()
+			if err != nil {
+				c.Close()
+				return err
+			}
+			s.aaa.spool = sp
 			s.aaa.acct = aaa.NewAccounting(c, s.aaa.spool, aaa.AcctConfig{})
 		}
 	}
@@ -134,6 +146,13 @@ func (s *Server) stopAAA() {
 			s.log.Warn("accounting records not delivered at shutdown", zap.Int("records", n))
 		}
 		a.acct.Close()
+		if sp, ok := a.spool.(*storeSpool); ok {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			if err := sp.Close(ctx); err != nil {
+				s.log.Warn("accounting records not written to the store at shutdown", zap.Error(err))
+			}
+			cancel()
+		}
 	}
 	if a.client != nil {
 		a.client.Close()
@@ -216,12 +235,12 @@ func (sh *shard) onAuthResult(ar authResult, now time.Time) {
 				sub.pool = p
 			}
 		}
-		if addr, ok := sh.framedAddress(sub, a.FramedIPAddress); ok {
-			res.PeerIPv4 = addr
-		} else {
-			res = ppp.AuthResult{Message: "no address available"}
-			sh.counters["pool_exhausted"]++
+		sh.admit(sub, res, a.FramedIPAddress, now)
+		sh.flushPPP(sub, now)
+		if e := sh.tunnels[sub.e.t.ID()]; e == sub.e {
+			sh.service(e, now)
 		}
+		return
 	}
 	sub.eng.AuthResult(now, res, &sub.out)
 	sh.flushPPP(sub, now)

@@ -16,6 +16,7 @@ import (
 	"github.com/l2tpd/l2tpd/control/tunnel"
 	"github.com/l2tpd/l2tpd/control/wire"
 	"github.com/l2tpd/l2tpd/datapath"
+	"github.com/l2tpd/l2tpd/store"
 )
 
 // ErrNotFound is returned by Clear* for an unknown ID.
@@ -53,6 +54,12 @@ type Server struct {
 	buckets globalBuckets
 	refused refusalCounters
 	drops   dropCounters
+	storeUp atomic.Bool // the shared store answers (state.go)
+	claims  *claims     // workers asking a shared store (claim.go)
+	foreign foreignMarks
+	// sharedStore, set by tests before Run, replaces the configured
+	// store and is treated as a database other nodes share.
+	sharedStore store.Store
 }
 
 // New checks cfg and returns a server that is not yet listening.
@@ -126,15 +133,16 @@ func (s *Server) Run(ctx context.Context) error {
 		cancel()
 		_ = eng.Run(dctx) // releases the sockets and the TUN
 	}
-	if err := s.startAAA(); err != nil {
-		abort()
-		return err
-	}
 	if err := s.openStore(ctx); err != nil {
 		abort()
-		s.stopAAA()
 		return err
 	}
+	if err := s.startAAA(); err != nil {
+		abort()
+		s.closeStore()
+		return err
+	}
+	s.stopRecovered()
 	dctx, stopDatapath := context.WithCancel(context.Background())
 	dpDone := make(chan error, 1)
 	go func() { dpDone <- eng.Run(dctx) }()
@@ -159,8 +167,8 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	s.closeStore()
 	s.stopAAA()
+	s.closeStore()
 	stopDatapath()
 	err = <-dpDone
 	for _, sh := range s.shards {
@@ -430,6 +438,7 @@ func (s *Server) Stats(ctx context.Context) (Stats, error) {
 	st.SessionSetup, st.OnlineSetup = s.setup.snapshot(), s.online.snapshot()
 	if s.state.async != nil {
 		st.StoreQueue = s.state.async.Depth()
+		st.StoreUp = s.storeUp.Load()
 	}
 	var mu sync.Mutex
 	err := s.eachShard(ctx, func(sh *shard) {

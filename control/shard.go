@@ -176,6 +176,7 @@ type shard struct {
 	subs     map[datapath.SessionKey]*subscriber
 	captures map[uint32]*capture // by tunnel ID, while an operator captures
 	auth     chan authResult
+	claimed  chan claimResult // the store's answers (claim.go)
 	timers   timerHeap
 	out      [][]byte
 	counters map[string]uint64
@@ -199,6 +200,7 @@ func newShard(s *Server, i int) *shard {
 		subs:     make(map[datapath.SessionKey]*subscriber),
 		captures: make(map[uint32]*capture),
 		auth:     make(chan authResult, 4096),
+		claimed:  make(chan claimResult, 1024),
 		counters: make(map[string]uint64),
 		admPeers: make(map[netip.Addr]*peerAdmission),
 	}
@@ -219,6 +221,8 @@ func (sh *shard) run() {
 			fn()
 		case ar := <-sh.auth:
 			sh.onAuthResult(ar, time.Now())
+		case cr := <-sh.claimed:
+			sh.onClaim(cr, time.Now())
 		case <-timer.C:
 			sh.expire(time.Now())
 		case <-sh.quit:

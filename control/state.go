@@ -25,7 +25,20 @@ type Store struct {
 	// host name by default. It must stay the same across restarts so a
 	// node finds the sessions it left behind.
 	NodeID string
+	// OutagePolicy says what happens to new sessions while a shared
+	// store (postgres) is unreachable: OutageAdmit (the default) admits
+	// them on this node's state alone and writes their leases and user
+	// slots once the database answers again; OutageRefuse refuses them
+	// (CDN, temporary lack of resources). Live sessions stay up either
+	// way.
+	OutagePolicy string
 }
+
+// Outage policies (Store.OutagePolicy).
+const (
+	OutageAdmit  = "admit"
+	OutageRefuse = "refuse"
+)
 
 // stateStore is the Server's persistence: the store and the queue that
 // keeps every write off the shards.
@@ -34,6 +47,16 @@ type stateStore struct {
 	async *store.Async
 	node  string
 	close func()
+	// shared: the store is a database other nodes may use, so leases
+	// and user slots are claimed in it before a session gets them.
+	shared bool
+	// orphans are the sessions the previous run left open, for
+	// stopRecovered.
+	orphans []store.SessionRecord
+	// stopHealth ends the health probe; healthDone is closed when it
+	// has.
+	stopHealth chan struct{}
+	healthDone chan struct{}
 }
 
 // nodeID is the configured node ID, else the machine's host name (not
@@ -57,10 +80,13 @@ func (s *Server) openStore(ctx context.Context) error {
 	cfg := s.config().Store
 	var st store.Store
 	closeFn := func() {}
-	switch cfg.Backend {
-	case "", "memory":
+	shared := cfg.Backend == "postgres"
+	switch {
+	case s.sharedStore != nil:
+		st, shared = s.sharedStore, true
+	case cfg.Backend == "" || cfg.Backend == "memory":
 		st = memory.New(memory.Config{})
-	case "postgres":
+	case cfg.Backend == "postgres":
 		pg, err := postgres.Open(ctx, cfg.URL, postgres.Config{OnDropped: func(w store.Write, err error) {
 			s.log.Error("store refused a write", zap.Error(err))
 		}})
@@ -82,6 +108,57 @@ func (s *Server) openStore(ctx context.Context) error {
 		closeFn()
 		return fmt.Errorf("control: store: recover node %s: %w", node, err)
 	}
+	async, err := store.NewAsync(st, store.AsyncConfig{
+		Writer:   fmt.Sprintf("%s/%d", node, epoch),
+		OnError:  func(err error) { s.log.Warn("store write failed, retrying", zap.Error(err)) },
+		OnHealth: s.storeHealth,
+	})
+	if err != nil {
+		closeFn()
+		return fmt.Errorf("control: store: %w", err)
+	}
+	s.state = stateStore{s: st, async: async, node: node, close: closeFn, shared: shared, orphans: orphans,
+		stopHealth: make(chan struct{}), healthDone: make(chan struct{})}
+	s.storeUp.Store(true)
+	if s.state.shared {
+		s.startClaims()
+	}
+	go s.probeStore(s.state.stopHealth, s.state.healthDone)
+	s.log.Info("store open", zap.String("backend", cfg.Backend), zap.String("node", node), zap.Int("recovered_sessions", len(orphans)),
+		zap.String("outage_policy", s.outagePolicy()))
+	return nil
+}
+
+// newSpool is the accounting spool: the store's accounting queue when
+// the store is shared (and so durable), else memory.
+func (s *Server) newSpool() (spool, error) {
+	if !s.state.shared {
+		return &aaa.MemSpool{}, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sp, err := newStoreSpool(ctx, s.state.s, s.state.async, s.state.node, spoolConfig{
+		Notify: func() {
+			if a := s.aaa.acct; a != nil {
+				a.Notify()
+			}
+		},
+		OnError: func(err error) { s.log.Warn("accounting record not written to the store, retrying", zap.Error(err)) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	if n := sp.Len(); n > 0 {
+		s.log.Info("accounting records left by the previous run", zap.Int("records", n))
+	}
+	return sp, nil
+}
+
+// stopRecovered sends an Acct-Stop with cause NAS-Reboot for each
+// session the previous run left open.
+func (s *Server) stopRecovered() {
+	orphans := s.state.orphans
+	s.state.orphans = nil
 	for _, o := range orphans {
 		s.log.Info("closing a session left open by the previous run", zap.String("acct_session_id", o.AcctSessionID),
 			zap.String("user", o.User), zap.Stringer("ipv4", o.IPv4))
@@ -105,17 +182,58 @@ func (s *Server) openStore(ctx context.Context) error {
 			}
 		}
 	}
-	async, err := store.NewAsync(st, store.AsyncConfig{
-		Writer:  fmt.Sprintf("%s/%d", node, epoch),
-		OnError: func(err error) { s.log.Warn("store write failed, retrying", zap.Error(err)) },
-	})
-	if err != nil {
-		closeFn()
-		return fmt.Errorf("control: store: %w", err)
+}
+
+// storeProbeInterval is how often a shared store is asked whether it
+// answers, so an outage is seen even when nothing is written.
+const storeProbeInterval = time.Second
+
+func (s *Server) probeStore(stop, done chan struct{}) {
+	defer close(done)
+	if !s.state.shared {
+		return
 	}
-	s.state = stateStore{s: st, async: async, node: node, close: closeFn}
-	s.log.Info("store open", zap.String("backend", cfg.Backend), zap.String("node", node), zap.Int("recovered_sessions", len(orphans)))
-	return nil
+	t := time.NewTicker(storeProbeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			_ = s.state.async.Probe(context.Background())
+		}
+	}
+}
+
+// storeHealth follows the store going down and coming back; when it
+// comes back, each shard writes the leases and user slots it handed out
+// meanwhile.
+func (s *Server) storeHealth(up bool) {
+	s.storeUp.Store(up)
+	if !up {
+		s.log.Warn("store unreachable", zap.String("outage_policy", s.outagePolicy()))
+		return
+	}
+	s.log.Info("store reachable again")
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = s.eachShard(ctx, func(sh *shard) { sh.reconcile(time.Now()) })
+	}()
+}
+
+// refusingForOutage: new sessions are refused at once (CDN result 4)
+// because the shared store is unreachable and the policy says refuse.
+func (s *Server) refusingForOutage() bool {
+	return s.state.shared && !s.storeUp.Load() && s.outagePolicy() == OutageRefuse
+}
+
+// outagePolicy is the configured policy, admit by default.
+func (s *Server) outagePolicy() string {
+	if p := s.config().Store.OutagePolicy; p != "" {
+		return p
+	}
+	return OutageAdmit
 }
 
 // closeStore flushes the queued writes (bounded) and closes the store.
@@ -123,6 +241,9 @@ func (s *Server) closeStore() {
 	if s.state.async == nil {
 		return
 	}
+	close(s.state.stopHealth)
+	<-s.state.healthDone
+	s.stopClaims()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.state.async.Close(ctx); err != nil && !errors.Is(err, context.Canceled) {

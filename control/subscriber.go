@@ -58,6 +58,15 @@ type subscriber struct {
 	idleRx, idleTx                       uint64
 	cause                                aaa.TerminateCause
 	recorded                             bool // in the store
+	// Admission through a shared store (claim.go): the accepted
+	// authentication held while the store is asked, the RADIUS
+	// Framed-IP-Address, candidates tried, and what the store holds.
+	held                   ppp.AuthResult
+	framed                 netip.Addr
+	tries                  int
+	claiming, slot, leased bool
+	reconcile, reconciling bool           // admitted during an outage
+	refusal                *tunnel.Result // the CDN when refused for want of resources
 	// ctlRx and ctlTx count the PPP control frames (not IP) the session
 	// exchanged, so Idle-Timeout can tell traffic from keepalives.
 	ctlRx, ctlTx uint64
@@ -313,17 +322,11 @@ func (sh *shard) pppEvent(sub *subscriber, ev ppp.Event, now time.Time) {
 		}
 		res := sh.srv.snap.Load().users.Authenticate(ev.Auth)
 		if res.Accept {
-			if a, ok := sh.framedAddress(sub, netip.Addr{}); ok {
-				res.PeerIPv4 = a
-			} else {
-				res = ppp.AuthResult{Accept: false, Message: "no address available"}
-				sh.counters["pool_exhausted"]++
-			}
+			sh.admit(sub, res, netip.Addr{}, now)
+			break
 		}
-		if !res.Accept {
-			sh.counters["auth_rejected"]++
-			log.Info("authentication rejected", append(fields, zap.String("user", ev.Auth.User), zap.String("protocol", ev.Auth.Protocol.String()))...)
-		}
+		sh.counters["auth_rejected"]++
+		log.Info("authentication rejected", append(fields, zap.String("user", ev.Auth.User), zap.String("protocol", ev.Auth.Protocol.String()))...)
 		sub.eng.AuthResult(now, res, &sub.out)
 	case ppp.EventAuthenticated:
 		sh.counters["auth_accepted"]++
@@ -364,6 +367,9 @@ func (sh *shard) pppEvent(sub *subscriber, ev ppp.Event, now time.Time) {
 		sh.installRoutes(sub)
 	case ppp.EventLinkDown:
 		res, cause := cdnFor(ev.Reason, sub.authProto)
+		if sub.refusal != nil {
+			res = *sub.refusal
+		}
 		if sub.cause == 0 {
 			sub.cause = aaa.CauseFromPPP(ev.Reason)
 		}
@@ -387,6 +393,14 @@ func (sh *shard) installRoutes(sub *subscriber) {
 }
 
 func (sh *shard) releaseIPv4(sub *subscriber) {
+	if sub.leased && sub.ipv4.IsValid() {
+		// The store's copy goes through the write queue, after the
+		// session's other writes.
+		if err := sh.srv.state.async.ReleaseIPv4(sub.leasePool(), sub.ipv4); err != nil {
+			sh.counters["store_errors"]++
+		}
+	}
+	sub.leased = false
 	if sub.ipv4.IsValid() && sub.pool != nil {
 		sub.pool.ReleaseIPv4(sub.ipv4)
 	}
@@ -402,6 +416,7 @@ func (sh *shard) stopPPP(key datapath.SessionKey) {
 	delete(sh.subs, key)
 	sh.srv.dp.Remove(sub.key)
 	sh.releaseIPv4(sub)
+	sh.releaseClaims(sub)
 	if sub.ipv6.IsValid() && sub.pool != nil {
 		sub.pool.ReleaseIPv6(sub.ipv6)
 	}

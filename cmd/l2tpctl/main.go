@@ -361,6 +361,11 @@ func printTable(w io.Writer, req admin.Request, data json.RawMessage) error {
 		fmt.Fprintln(tw, "COUNTER\tVALUE")
 		fmt.Fprintf(tw, "tunnels\t%d\n", st.Tunnels)
 		fmt.Fprintf(tw, "sessions\t%d\n", st.Sessions)
+		storeUp := 0
+		if st.StoreUp {
+			storeUp = 1
+		}
+		fmt.Fprintf(tw, "store_up\t%d\nstore_queue\t%d\nacct_queue\t%d\n", storeUp, st.StoreQueue, st.AcctQueue)
 		for _, k := range sortedKeys(st.Counters) {
 			fmt.Fprintf(tw, "%s\t%d\n", k, st.Counters[k])
 		}

@@ -32,10 +32,10 @@ type collector struct {
 	reloads *prometheus.CounterVec
 	hash    atomic.Value // string: the loaded configuration's hash
 
-	tunnels, sessions, counters, drops, pkts, bytes, info *prometheus.Desc
-	acctQueue, storeQueue, radiusUp, setup, online, rtt   *prometheus.Desc
-	radiusLatency, radiusResponses, radiusRequests        *prometheus.Desc
-	radiusUnanswered, refused, inSetup                    *prometheus.Desc
+	tunnels, sessions, counters, drops, pkts, bytes, info        *prometheus.Desc
+	acctQueue, storeQueue, storeUp, radiusUp, setup, online, rtt *prometheus.Desc
+	radiusLatency, radiusResponses, radiusRequests               *prometheus.Desc
+	radiusUnanswered, refused, inSetup                           *prometheus.Desc
 }
 
 func newCollector(src metricsSource) *collector {
@@ -54,6 +54,7 @@ func newCollector(src metricsSource) *collector {
 		info:             prometheus.NewDesc("l2tpd_config_info", "The loaded configuration, by hash.", []string{"hash"}, nil),
 		acctQueue:        prometheus.NewDesc("l2tpd_accounting_queue", "Accounting records waiting for a RADIUS server.", nil, nil),
 		storeQueue:       prometheus.NewDesc("l2tpd_store_queue", "Writes waiting for the state store.", nil, nil),
+		storeUp:          prometheus.NewDesc("l2tpd_store_up", "1 while the state store answers, 0 during an outage.", nil, nil),
 		radiusUp:         prometheus.NewDesc("l2tpd_radius_server_up", "1 while a RADIUS server is alive, by address.", []string{"server"}, nil),
 		setup:            prometheus.NewDesc("l2tpd_session_setup_seconds", "Time from ICRQ to ICCN (L2TP session setup).", nil, nil),
 		online:           prometheus.NewDesc("l2tpd_subscriber_online_seconds", "Time from ICRQ to the subscriber's first network protocol open (LCP, authentication, IPCP/IPv6CP).", nil, nil),
@@ -73,7 +74,7 @@ func newCollector(src metricsSource) *collector {
 func (c *collector) setHash(h string) { c.hash.Store(h) }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.tunnels, c.sessions, c.counters, c.drops, c.pkts, c.bytes, c.info, c.acctQueue, c.storeQueue, c.radiusUp, c.setup, c.online, c.rtt, c.radiusLatency, c.radiusResponses, c.radiusRequests, c.radiusUnanswered, c.refused, c.inSetup} {
+	for _, d := range []*prometheus.Desc{c.tunnels, c.sessions, c.counters, c.drops, c.pkts, c.bytes, c.info, c.acctQueue, c.storeQueue, c.storeUp, c.radiusUp, c.setup, c.online, c.rtt, c.radiusLatency, c.radiusResponses, c.radiusRequests, c.radiusUnanswered, c.refused, c.inSetup} {
 		ch <- d
 	}
 	c.reloads.Describe(ch)
@@ -145,6 +146,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- histogram(c.online, st.OnlineSetup)
 		ch <- prometheus.MustNewConstMetric(c.acctQueue, prometheus.GaugeValue, float64(st.AcctQueue))
 		ch <- prometheus.MustNewConstMetric(c.storeQueue, prometheus.GaugeValue, float64(st.StoreQueue))
+		up := 0.0
+		if st.StoreUp {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.storeUp, prometheus.GaugeValue, up)
 		for _, sv := range st.Servers {
 			up := 1.0
 			if sv.Dead {

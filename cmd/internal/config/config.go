@@ -88,6 +88,9 @@ type Store struct {
 	URL string
 	// NodeID names this node in a shared database (default: hostname).
 	NodeID string
+	// OutagePolicy is "admit" (default) or "refuse": new sessions while
+	// the database is unreachable.
+	OutagePolicy string
 }
 
 // Auth configures PPP authentication.
@@ -175,7 +178,7 @@ func (f *File) Control() control.Config {
 		TUN:               f.TUN,
 		PPP:               f.PPP,
 		RADIUS:            cloneRADIUS(f.RADIUS),
-		Store:             control.Store{Backend: f.Store.Backend, URL: f.Store.URL, NodeID: f.Store.NodeID},
+		Store:             control.Store{Backend: f.Store.Backend, URL: f.Store.URL, NodeID: f.Store.NodeID, OutagePolicy: f.Store.OutagePolicy},
 	}
 	cfg.PPP.Auth = slices.Clone(f.PPP.Auth)
 	cfg.PPP.DNS = slices.Clone(f.PPP.DNS)

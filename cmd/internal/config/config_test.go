@@ -29,7 +29,8 @@ control:
   retransmit: {initial: 500ms, cap: 4s, max_retries: 7}
 limits: {max_tunnels: 10, max_sessions: 20, max_sessions_per_tunnel: 5, max_half_open_per_peer: 2, max_tunnels_per_peer: 3,
   max_sessions_per_peer: 9, max_sessions_in_setup: 8, max_sessions_in_setup_per_peer: 0, sccrq_rate: 2.5, sccrq_burst: 5,
-  sccrq_rate_per_peer: 0, sccrq_burst_per_peer: 0, icrq_rate: 50, icrq_burst: 100, icrq_rate_per_peer: 0.5, icrq_burst_per_peer: 1}
+  sccrq_rate_per_peer: 0, sccrq_burst_per_peer: 0, icrq_rate: 50, icrq_burst: 100, icrq_rate_per_peer: 0.5, icrq_burst_per_peer: 1,
+  sessions_per_user: 2}
 peers:
   - name: cisco-lac-1
     host_name: LAC1
@@ -43,7 +44,7 @@ peers:
     addresses: ["203.0.113.0/24"]
     reject: true
 default_peer: {secret: "fallback", hide_avps: false, reject: true, renegotiate: never, pool: default}
-store: {backend: memory}
+store: {backend: memory, outage_policy: refuse}
 auth:
   local_users:
     - {name: test, password: test}
@@ -84,7 +85,7 @@ func TestParseFull(t *testing.T) {
 		MaxRetransmits:    7,
 		Limits: control.Limits{MaxTunnels: 10, MaxSessions: 20, MaxSessionsPerTunnel: 5, MaxHalfOpenPerPeer: 2, MaxTunnelsPerPeer: 3,
 			MaxSessionsPerPeer: 9, MaxSessionsInSetup: 8, SCCRQRate: 2.5, SCCRQBurst: 5, ICRQRate: 50, ICRQBurst: 100,
-			ICRQRatePerPeer: 0.5, ICRQBurstPerPeer: 1},
+			ICRQRatePerPeer: 0.5, ICRQBurstPerPeer: 1, SessionsPerUser: 2},
 		Peers: []control.Peer{
 			{
 				Name:     "cisco-lac-1",
@@ -103,7 +104,7 @@ func TestParseFull(t *testing.T) {
 		},
 		Default: control.Peer{Name: "default", Secret: "fallback", Reject: true, Renegotiate: "never", Pool: "default"},
 		TUN:     control.TUN{Name: "l2tp7", MTU: 1400},
-		Store:   control.Store{Backend: "memory"},
+		Store:   control.Store{Backend: "memory", OutagePolicy: "refuse"},
 		RADIUS:  control.RADIUS{Timeout: 3 * time.Second, Retries: 2},
 		PPP: control.PPP{
 			MRU:          1492,
@@ -249,6 +250,8 @@ func TestInvalidField(t *testing.T) {
 		{"store unknown backend", "store: {backend: redis}\n", "store.backend", 1, "unknown backend"},
 		{"store postgres without url", "store: {backend: postgres}\n", "store.url", 1, "required with backend postgres"},
 		{"store url with memory", "store: {backend: memory, url: \"postgres://x\"}\n", "store.url", 1, "only used with backend postgres"},
+		{"store unknown outage policy", "store: {backend: memory, outage_policy: drop}\n", "store.outage_policy", 1, `unknown outage policy "drop"`},
+		{"sessions per user zero", "limits: {sessions_per_user: 0}\n", "limits.sessions_per_user", 1, "from 1 to"},
 		{"store unknown", "store:\n  backend: redis\n", "store.backend", 2, `unknown backend "redis"`},
 		{"user duplicate", "auth:\n  local_users:\n    - {name: a, password: x}\n    - {name: a, password: y}\n", "auth.local_users[1].name", 4, `duplicate user "a"`},
 		{"user without password", "auth:\n  local_users:\n    - {name: a}\n", "auth.local_users[0].password", 3, "required"},

@@ -308,6 +308,7 @@ func (d *decoder) limits(path string, n *yaml.Node, f *File) {
 		seen(countField("icrq_burst", &lim.ICRQBurst)),
 		seen(rateField("icrq_rate_per_peer", &lim.ICRQRatePerPeer)),
 		seen(countField("icrq_burst_per_peer", &lim.ICRQBurstPerPeer)),
+		intField("sessions_per_user", &lim.SessionsPerUser),
 	})
 	// A burst below one token would refuse everything a rate allows.
 	for _, b := range []struct {
@@ -460,6 +461,18 @@ func (d *decoder) store(path string, n *yaml.Node, s *Store) {
 		{"node_id", func(p string, v *yaml.Node) {
 			if d.str(p, v, &s.NodeID) && s.NodeID == "" {
 				d.fail(p, v, "must not be empty")
+			}
+		}},
+		{"outage_policy", func(p string, v *yaml.Node) {
+			var o string
+			if !d.str(p, v, &o) {
+				return
+			}
+			switch o {
+			case "admit", "refuse":
+				s.OutagePolicy = o
+			default:
+				d.fail(p, v, "unknown outage policy %q (supported: admit, refuse)", o)
 			}
 		}},
 	})
