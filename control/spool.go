@@ -165,9 +165,10 @@ func (sp *storeSpool) Ack(seq uint64) error {
 		e.acked = true
 		return nil
 	}
+	id := e.id
 	sp.entries = append(sp.entries[:i], sp.entries[i+1:]...)
 	if sp.async != nil {
-		return sp.async.AcctAck(e.id)
+		return sp.async.AcctAck(id)
 	}
 	return nil
 }
