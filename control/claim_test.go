@@ -371,4 +371,3 @@ func TestForeignMarksExpire(t *testing.T) {
 		t.Fatalf("still leased: %+v", p.Leases())
 	}
 }
-

@@ -125,14 +125,18 @@ func TestShowStatsTable(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	rows := checkAligned(t, out, 5)
+	rows := checkAligned(t, out, 9)
 	want := [][]string{
 		{"COUNTER", "VALUE"},
 		{"tunnels", "2"},
 		{"sessions", "1"},
+		{"store_up", "0"},
+		{"store_queue", "0"},
+		{"acct_queue", "0"},
 		{"rx_control", "42"},
 		{"drop.bad_header", "1"},
 		{"drop.unknown_tunnel", "3"},
+		{"sessions_in_setup", "0"},
 	}
 	if !reflect.DeepEqual(rows, want) {
 		t.Errorf("got\n%s", out)
