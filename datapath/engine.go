@@ -75,6 +75,10 @@ type Config struct {
 	// Batch is the number of packets per recvmmsg/sendmmsg and per TUN
 	// read burst; 0 means 32.
 	Batch int
+	// DisableGSO and DisableGRO keep UDP segmentation offload on send
+	// (UDP_SEGMENT) and UDP GRO on receive off even where the kernel has
+	// them; by default each socket uses what its kernel supports.
+	DisableGSO, DisableGRO bool
 }
 
 // Counters are per-session packet and byte counts. Bytes count the PPP
@@ -288,6 +292,7 @@ type Engine struct {
 	runErr  chan error
 
 	drops [numDrops]atomic.Uint64
+	off   offloadStats
 
 	pw *pwState // TAP devices and their reader, nil until OpenTAP
 }
@@ -448,12 +453,14 @@ func (e *Engine) Counters(key SessionKey) (Counters, bool) {
 	}, true
 }
 
-// Stats returns the global drop counters by reason.
+// Stats returns the global drop counters by reason and, under offload_
+// names, how many sockets use UDP GSO and GRO and what those did.
 func (e *Engine) Stats() map[string]uint64 {
 	m := make(map[string]uint64, numDrops)
 	for i := range e.drops {
 		m[dropNames[i]] = e.drops[i].Load()
 	}
+	e.off.addTo(m)
 	return m
 }
 
@@ -502,7 +509,7 @@ func (e *Engine) SendFrame(key SessionKey, frame []byte) error {
 // a descriptor of its own, outside the Go runtime's poller, and closes
 // conn at once; use the returned Socket to send.
 func (e *Engine) AddSocket(conn *net.UDPConn) (*Socket, error) {
-	sio, err := newUDPIO(conn, e.cfg.Batch)
+	sio, err := newUDPIO(conn, e.cfg, &e.off)
 	if err != nil {
 		return nil, err
 	}

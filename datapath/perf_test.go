@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -64,11 +65,11 @@ import (
 //	go test -run '^$' -bench Forward -benchtime 2000000x ./datapath/
 func BenchmarkForward(b *testing.B) {
 	perfRequireRoot(b)
-	for _, dir := range []string{"up", "down"} {
+	for _, dir := range []string{"up", "up-gso", "down"} {
 		for _, size := range []int{64, 1400} {
-			for _, impl := range []string{"raw", "rawpoll", "l2tpd"} {
+			for _, impl := range []string{"raw", "rawpoll", "l2tpd-plain", "l2tpd"} {
 				b.Run(fmt.Sprintf("dir=%s/size=%d/impl=%s", dir, size, impl), func(b *testing.B) {
-					runForward(b, dir == "up", size, impl)
+					runForward(b, dir, size, impl)
 				})
 			}
 		}
@@ -82,6 +83,9 @@ const (
 	perfTimeout = 2 * time.Minute
 	perfTUN     = "l2tpb0"
 	perfSinkBuf = 4096 // receive buffer of the sockets nobody reads
+	// perfGSOSegments is how many datagrams the generator puts in one
+	// super-datagram for dir=up-gso.
+	perfGSOSegments = 32
 )
 
 var (
@@ -532,13 +536,29 @@ func (r *perfRaw) stopped(err error) error {
 	return err
 }
 
-// perfGenerate blasts pkt to `to` from sock with sendmmsg until stop.
-func perfGenerate(sock int, pkt []byte, to netip.AddrPort, stop *atomic.Bool) {
+// perfGenerate blasts pkt to `to` from sock with sendmmsg until stop. With
+// segs > 1 each message is a UDP_SEGMENT super-datagram of segs copies of
+// pkt, which is what the LNS socket sees when a NIC's GRO coalesced the
+// LAC's packets (over loopback the kernel splits it again for a socket
+// without UDP_GRO).
+func perfGenerate(sock int, pkt []byte, to netip.AddrPort, segs int, stop *atomic.Bool) {
 	m := newPerfMmsg(perfBatch, 0)
 	m.address(to, netip.Addr{})
+	iovs := make([]unix.Iovec, segs)
+	for i := range iovs {
+		iovs[i].Base = &pkt[0]
+		iovs[i].SetLen(len(pkt))
+	}
 	for i := range m.hdrs {
 		m.iovs[i].Base = &pkt[0]
 		m.iovs[i].SetLen(len(pkt))
+		if segs > 1 {
+			h := &m.hdrs[i].Hdr
+			h.Iov = &iovs[0]
+			h.SetIovlen(segs)
+			h.Control = &m.oob[i][0]
+			h.SetControllen(putSegment(m.oob[i], 0, uint16(len(pkt))))
+		}
 	}
 	for !stop.Load() {
 		perfMmsgCall(unix.SYS_SENDMMSG, sock, m.hdrs, unix.MSG_DONTWAIT)
@@ -553,8 +573,10 @@ func (u *perfUp) Frame(SessionKey, []byte)                            { u.n.Add(
 
 // runForward sets up one namespace with a TUN, the generator and one
 // consumer, and measures b.N forwarded packets at saturation.
-func runForward(b *testing.B, up bool, size int, impl string) {
-	l2tpd, poller := impl == "l2tpd", impl == "rawpoll"
+func runForward(b *testing.B, dir string, size int, impl string) {
+	l2tpd, poller := strings.HasPrefix(impl, "l2tpd"), impl == "rawpoll"
+	up, genGSO := dir != "down", dir == "up-gso"
+	plain := impl == "l2tpd-plain"
 	ns := perfNamespace(b)
 	var (
 		e      *Engine
@@ -563,7 +585,7 @@ func runForward(b *testing.B, up bool, size int, impl string) {
 	)
 	perfIn(b, ns, func() (err error) {
 		if l2tpd {
-			e, err = New(Config{TUN: perfTUN, MTU: 1500, Batch: perfBatch}, pu)
+			e, err = New(Config{TUN: perfTUN, MTU: 1500, Batch: perfBatch, DisableGSO: plain, DisableGRO: plain}, pu)
 			return err
 		}
 		rawTUN, err = perfOpenTUN(perfTUN)
@@ -663,7 +685,7 @@ func runForward(b *testing.B, up bool, size int, impl string) {
 		}
 		check = func() error {
 			for reason, n := range e.Stats() {
-				if n != 0 {
+				if n != 0 && !strings.HasPrefix(reason, "offload_") {
 					return fmt.Errorf("%d packets dropped (%s); stats %v", n, reason, e.Stats())
 				}
 			}
@@ -689,7 +711,27 @@ func runForward(b *testing.B, up bool, size int, impl string) {
 		count = r.fwd.Load
 		check = func() error { return nil }
 	}
-	perfMeasure(b, count, check, func(stop *atomic.Bool) { perfGenerate(gen, genPkt, genTo, stop) })
+	if l2tpd {
+		st := e.Stats()
+		if st["offload_udp_gso_sockets"]+st["offload_udp_gro_sockets"] != 0 && plain ||
+			st["offload_udp_gso_sockets"]*st["offload_udp_gro_sockets"] != 1 && !plain {
+			b.Fatalf("offloads not as asked: %v", st)
+		}
+	}
+	segs := 1
+	if genGSO {
+		segs = perfGSOSegments
+	}
+	perfMeasure(b, count, check, func(stop *atomic.Bool) { perfGenerate(gen, genPkt, genTo, segs, stop) })
+	if l2tpd && !plain {
+		st := e.Stats()
+		switch {
+		case !up && st["offload_gso_sent"] == 0:
+			b.Fatalf("no GSO super-datagram sent: %v", st)
+		case genGSO && st["offload_gro_received"] == 0:
+			b.Fatalf("no GRO-coalesced datagram received: %v", st)
+		}
+	}
 }
 
 // perfMeasure runs gen on a locked thread, waits for the consumer to

@@ -430,7 +430,7 @@ func newPWQueue(s *Socket, batch int) *pwQueue {
 // txClone is a udpIO on the same socket with send state of its own.
 func (u *udpIO) txClone(batch int) *udpIO {
 	return &udpIO{fd: u.fd, laddr: u.laddr, v6: u.v6, tx: newMmsgState(batch, false),
-		txWait: newWaiter(u.txWait.st, u.fd)}
+		txWait: newWaiter(u.txWait.st, u.fd), gso: u.gso, off: u.off}
 }
 
 func (f *pwForwarder) flushSocket(s *Socket) {
@@ -533,7 +533,7 @@ func (e *Engine) AddIPSocket(local netip.Addr) (*Socket, error) {
 		c.Close()
 		return nil, fmt.Errorf("datapath: add IP socket: %w", err)
 	}
-	u := &udpIO{fd: -1, laddr: c.LocalAddr(), v6: local.Is6(), rx: newMmsgState(e.cfg.Batch, true), tx: newMmsgState(e.cfg.Batch, false)}
+	u := &udpIO{fd: -1, laddr: c.LocalAddr(), v6: local.Is6(), rx: newMmsgState(e.cfg.Batch, true), tx: newMmsgState(e.cfg.Batch, false), off: &e.off}
 	var serr error
 	err = rc.Control(func(fd uintptr) {
 		if u.v6 {

@@ -357,5 +357,5 @@ func runPWForward(b *testing.B, up bool, size int, l2tpd bool) {
 		count = r.fwd.Load
 		check = func() error { return nil }
 	}
-	perfMeasure(b, count, check, func(stop *atomic.Bool) { perfGenerate(gen, genPkt, genTo, stop) })
+	perfMeasure(b, count, check, func(stop *atomic.Bool) { perfGenerate(gen, genPkt, genTo, 1, stop) })
 }

@@ -72,23 +72,53 @@ func (s *Socket) readLoop() error {
 			s.e.drop(dropRead, nil)
 			continue
 		}
-		for i := 0; i < n; i++ {
-			h := &u.rx.hdrs[i]
-			if h.Hdr.Flags&unix.MSG_TRUNC != 0 {
-				s.e.drop(dropTruncated, nil)
-				continue
-			}
-			from := sockaddrAddrPort(&u.rx.names[i])
-			to := parsePktinfo(u.rx.oob[i][:h.Hdr.Controllen])
-			s.e.receive(s, u.rx.bufs[i][:h.Len], from, to)
+		s.deliverBatch(u, n)
+	}
+}
+
+// deliverBatch hands the n datagrams of the last readBatch to the engine,
+// cutting apart what GRO coalesced. It must not allocate.
+func (s *Socket) deliverBatch(u *udpIO, n int) {
+	var groReceived, groSegments uint64
+	for i := 0; i < n; i++ {
+		h := &u.rx.hdrs[i]
+		if h.Hdr.Flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
+			s.e.drop(dropTruncated, nil)
+			continue
 		}
+		pkt := u.rx.bufs[i][:h.Len]
+		oob := u.rx.oob[i][:h.Hdr.Controllen]
+		from := sockaddrAddrPort(&u.rx.names[i])
+		to := parsePktinfo(oob)
+		seg := 0
+		if u.gro {
+			seg = parseGRO(oob)
+		}
+		if seg <= 0 || seg >= len(pkt) {
+			s.e.receive(s, pkt, from, to)
+			continue
+		}
+		// Coalesced by GRO: datagrams of seg bytes, the last one
+		// possibly shorter.
+		groReceived++
+		for len(pkt) > 0 {
+			l := min(seg, len(pkt))
+			s.e.receive(s, pkt[:l], from, to)
+			pkt = pkt[l:]
+			groSegments++
+		}
+	}
+	if groReceived > 0 {
+		u.off.groReceived.Add(groReceived)
+		u.off.groSegments.Add(groSegments)
 	}
 }
 
 // errStopped ends a forwarding loop: the engine is shutting down.
 var errStopped = errors.New("datapath: stopped")
 
-const oobSize = 64
+// oobSize holds IPV6_PKTINFO or IP_PKTINFO and UDP_GRO or UDP_SEGMENT.
+const oobSize = 128
 
 type mmsgState struct {
 	hdrs  []unix.Mmsghdr
@@ -96,6 +126,11 @@ type mmsgState struct {
 	names []unix.RawSockaddrInet6
 	oob   [][]byte
 	bufs  [][]byte // receive only
+	// send only: per header, its number of segments (iovecs, from iov
+	// first) and the length of its IP_PKTINFO part of oob; single holds
+	// a refused GSO entry's messages, one per header
+	segs, first, pktLen []int
+	single              []unix.Mmsghdr
 }
 
 func newMmsgState(batch int, withBufs bool) *mmsgState {
@@ -107,6 +142,12 @@ func newMmsgState(batch int, withBufs bool) *mmsgState {
 	}
 	if withBufs {
 		m.bufs = make([][]byte, batch)
+	} else {
+		m.segs, m.first, m.pktLen = make([]int, batch), make([]int, batch), make([]int, batch)
+		m.single = make([]unix.Mmsghdr, batch)
+		for i := range m.single {
+			m.single[i].Hdr.SetIovlen(1)
+		}
 	}
 	for i := range m.hdrs {
 		m.oob[i] = make([]byte, oobSize)
@@ -133,6 +174,9 @@ type udpIO struct {
 	// rxWait and txWait sleep on the descriptor (and the engine's stop
 	// eventfd) for the reader and the TUN thread; set before either runs.
 	rxWait, txWait *waiter
+	// gso, gro: UDP_SEGMENT on send, UDP_GRO on receive are on
+	gso, gro bool
+	off      *offloadStats
 
 	// mu orders writeOne against close: the descriptor number must not be
 	// used once closed (it may be reused by then).
@@ -143,12 +187,12 @@ type udpIO struct {
 // newUDPIO takes conn's socket out of the runtime poller: it keeps a
 // duplicate descriptor and closes conn, which removes the socket from the
 // poller's epoll set.
-func newUDPIO(conn *net.UDPConn, batch int) (*udpIO, error) {
+func newUDPIO(conn *net.UDPConn, cfg Config, off *offloadStats) (*udpIO, error) {
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		return nil, fmt.Errorf("datapath: add socket: %w", err)
 	}
-	u := &udpIO{fd: -1, laddr: conn.LocalAddr(), rx: newMmsgState(batch, true), tx: newMmsgState(batch, false)}
+	u := &udpIO{fd: -1, laddr: conn.LocalAddr(), rx: newMmsgState(cfg.Batch, true), tx: newMmsgState(cfg.Batch, false), off: off}
 	var serr error
 	err = rc.Control(func(fd uintptr) {
 		var domain int
@@ -170,6 +214,7 @@ func newUDPIO(conn *net.UDPConn, batch int) (*udpIO, error) {
 		// Bursts must not be lost in the socket queue.
 		_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
 		_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, 8<<20)
+		u.gso, u.gro = enableOffloads(int(fd), cfg)
 		u.fd, serr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
 		if serr == nil {
 			serr = unix.SetNonblock(u.fd, true)
@@ -185,6 +230,12 @@ func newUDPIO(conn *net.UDPConn, batch int) (*udpIO, error) {
 		return nil, fmt.Errorf("datapath: add socket: %w", err)
 	}
 	conn.Close()
+	if u.gso {
+		off.gsoSockets.Add(1)
+	}
+	if u.gro {
+		off.groSockets.Add(1)
+	}
 	return u, nil
 }
 
@@ -244,44 +295,100 @@ func mmsgCall(trap uintptr, fd int, hdrs []unix.Mmsghdr) (int, unix.Errno) {
 	return int(n), errno
 }
 
-// writeBatch sends msgs with sendmmsg. A message the kernel refuses with
-// its source address (the address went away) is retried without it; any
-// other refused message is skipped and counted.
+// writeBatch sends msgs with sendmmsg. With GSO, consecutive messages to
+// the same peer from the same address share one entry (see
+// offload_linux.go). A message the kernel refuses with its source address
+// (the address went away) is retried without it; any other refused
+// message is skipped and counted.
 func (u *udpIO) writeBatch(msgs []message) (failed int) {
 	m := u.tx
-	n := 0
-	for _, msg := range msgs {
-		if !u.fillName(&m.names[n], &m.hdrs[n].Hdr, msg.to) {
-			failed++
+	nh, ni := 0, 0 // headers and iovecs used
+	segSize, total := 0, 0
+	open := false // the last header can take another segment
+	for k := range msgs {
+		msg := &msgs[k]
+		l := len(msg.b)
+		if open && l <= segSize && m.segs[nh-1] < maxGSOSegments && total+l <= maxGSOBytes &&
+			msg.to == msgs[k-1].to && msg.from == msgs[k-1].from {
+			m.iovs[ni].Base = &msg.b[0]
+			m.iovs[ni].SetLen(l)
+			ni++
+			m.segs[nh-1]++
+			total += l
+			open = l == segSize
 			continue
 		}
-		m.iovs[n].Base = &msg.b[0]
-		m.iovs[n].SetLen(len(msg.b))
-		l := putPktinfo(m.oob[n], msg.from, u.v6)
-		h := &m.hdrs[n].Hdr
+		h := &m.hdrs[nh].Hdr
+		if !u.fillName(&m.names[nh], h, msg.to) {
+			failed++
+			open = false
+			continue
+		}
+		m.iovs[ni].Base = &msg.b[0]
+		m.iovs[ni].SetLen(l)
+		h.Iov = &m.iovs[ni]
+		m.first[nh], m.segs[nh] = ni, 1
+		m.pktLen[nh] = putPktinfo(m.oob[nh], msg.from, u.v6)
+		ni++
+		nh++
+		segSize, total, open = l, l, u.gso && l <= 0xffff
+	}
+	for i := 0; i < nh; i++ {
+		h := &m.hdrs[i].Hdr
+		h.SetIovlen(m.segs[i])
+		l := m.pktLen[i]
+		if m.segs[i] > 1 {
+			l = putSegment(m.oob[i], l, uint16(m.iovs[m.first[i]].Len))
+		}
 		h.Control = nil
 		if l > 0 {
-			h.Control = &m.oob[n][0]
+			h.Control = &m.oob[i][0]
 		}
 		h.SetControllen(l)
-		n++
 	}
-	for i := 0; i < n; {
-		sent, errno := mmsgCall(unix.SYS_SENDMMSG, u.fd, m.hdrs[i:n])
+	failed += u.send(m.hdrs[:nh], true)
+	clear(m.iovs[:ni]) // do not keep the caller's buffers reachable
+	return failed
+}
+
+// send sends hdrs with sendmmsg, the GSO entries among them (gso set)
+// counted, or one by one when the kernel refuses them. It returns the
+// number of datagrams not sent.
+func (u *udpIO) send(hdrs []unix.Mmsghdr, gso bool) (failed int) {
+	m := u.tx
+	var gsoSent, gsoSegments uint64
+	for i := 0; i < len(hdrs); {
+		sent, errno := mmsgCall(unix.SYS_SENDMMSG, u.fd, hdrs[i:])
 		switch errno {
 		case 0:
+			if gso {
+				for j := i; j < i+sent; j++ {
+					if m.segs[j] > 1 {
+						gsoSent++
+						gsoSegments += uint64(m.segs[j])
+					}
+				}
+			}
 			i += sent
 			continue
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
 			if !u.txWait.wait(unix.POLLOUT) {
-				failed += n - i
-				i = n
+				for j := i; j < len(hdrs); j++ {
+					failed += int(hdrs[j].Hdr.Iovlen)
+				}
+				i = len(hdrs)
 			}
 			continue
 		}
-		h := &m.hdrs[i].Hdr
+		if gso && m.segs[i] > 1 {
+			u.off.gsoFallback.Add(1)
+			failed += u.sendSingles(i)
+			i++
+			continue
+		}
+		h := &hdrs[i].Hdr
 		if h.Control != nil && (errno == unix.EADDRNOTAVAIL || errno == unix.EINVAL) {
 			h.Control = nil
 			h.SetControllen(0)
@@ -290,8 +397,29 @@ func (u *udpIO) writeBatch(msgs []message) (failed int) {
 		failed++
 		i++
 	}
-	clear(m.iovs[:n]) // do not keep the caller's buffers reachable
+	if gsoSent > 0 {
+		u.off.gsoSent.Add(gsoSent)
+		u.off.gsoSegments.Add(gsoSegments)
+	}
 	return failed
+}
+
+// sendSingles sends the messages of GSO entry i one per entry.
+func (u *udpIO) sendSingles(i int) (failed int) {
+	m := u.tx
+	src := &m.hdrs[i].Hdr
+	n := m.segs[i]
+	for j := 0; j < n; j++ {
+		h := &m.single[j].Hdr
+		h.Name, h.Namelen = src.Name, src.Namelen
+		h.Iov = &m.iovs[m.first[i]+j]
+		h.Control = nil
+		if m.pktLen[i] > 0 {
+			h.Control = &m.oob[i][0]
+		}
+		h.SetControllen(m.pktLen[i])
+	}
+	return u.send(m.single[:n], false)
 }
 
 func (u *udpIO) fillName(sa *unix.RawSockaddrInet6, h *unix.Msghdr, to netip.AddrPort) bool {
