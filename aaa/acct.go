@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"layeh.com/radius"
@@ -305,7 +306,8 @@ type AcctConfig struct {
 // order per session, each until a server acknowledges it, then Acks it.
 // It runs one goroutine.
 type Accounting struct {
-	client  *Client
+	client  atomic.Pointer[Client]
+	swapped atomic.Bool // the client changed: retry at once
 	spool   Spool
 	cfg     AcctConfig
 	wake    chan struct{}
@@ -333,20 +335,41 @@ func NewAccounting(c *Client, spool Spool, cfg AcctConfig) *Accounting {
 		cfg.RetryInterval = 5 * time.Second
 	}
 	a := &Accounting{
-		client: c, spool: spool, cfg: cfg,
+		spool: spool, cfg: cfg,
 		wake:    make(chan struct{}, 1),
 		results: make(chan acctResult, cfg.Window),
 		quit:    make(chan struct{}),
 	}
+	a.client.Store(c)
 	a.wg.Add(1)
 	go a.loop()
 	return a
 }
 
+// SetClient sends the records not yet submitted, and those that fail
+// from now on, through c. Records in flight finish on the client they
+// were given to: answered there they are acknowledged, failed there
+// they come back in line for c. Nothing is dropped or sent twice by
+// the switch.
+func (a *Accounting) SetClient(c *Client) {
+	a.client.Store(c)
+	a.swapped.Store(true)
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Spool is where the records wait.
+func (a *Accounting) Spool() Spool { return a.spool }
+
+// Client is the client new records go through.
+func (a *Accounting) Client() *Client { return a.client.Load() }
+
 // Send spools rec for delivery. It fails only when the spool does.
 func (a *Accounting) Send(rec AcctRecord) error {
 	if rec.Time.IsZero() {
-		rec.Time = a.client.now()
+		rec.Time = a.client.Load().now()
 	}
 	if _, err := a.spool.Put(rec); err != nil {
 		return err
@@ -397,7 +420,12 @@ func (a *Accounting) loop() {
 	)
 	defer timer.Stop()
 	for {
-		now := a.client.now()
+		now := a.client.Load().now()
+		if a.swapped.Swap(false) {
+			// New servers get the waiting records now, not after the
+			// pause the old ones earned.
+			retryAt = time.Time{}
+		}
 		if room := a.cfg.Window - len(inflight) - len(waiting); room > 0 {
 			more, err := a.spool.Next(after, room)
 			if err != nil {
@@ -458,7 +486,7 @@ func (a *Accounting) loop() {
 					delete(inflight, r.seq)
 				} else {
 					a.note(0, r.err)
-					retryAt = a.client.now().Add(a.cfg.RetryInterval)
+					retryAt = a.client.Load().now().Add(a.cfg.RetryInterval)
 					// Back in line, in sequence order.
 					e := inflight[r.seq]
 					delete(inflight, r.seq)
@@ -482,7 +510,8 @@ func (a *Accounting) loop() {
 }
 
 func (a *Accounting) submit(e SpoolEntry) error {
-	attrs, err := acctAttributes(a.client.nas, &e.Record)
+	c := a.client.Load()
+	attrs, err := acctAttributes(c.nas, &e.Record)
 	if err != nil {
 		// No server could ever take it; keeping it would stall
 		// its session's records for good.
@@ -491,7 +520,7 @@ func (a *Accounting) submit(e SpoolEntry) error {
 		return errUnencodable
 	}
 	seq := e.Seq
-	return a.client.sendAccounting(attrs, e.Record.Time, func(err error) {
+	return c.sendAccounting(attrs, e.Record.Time, func(err error) {
 		a.results <- acctResult{seq, err}
 	})
 }

@@ -170,6 +170,29 @@ func (c *Client) Stats() Stats {
 	return c.eng.stats
 }
 
+// Pending is how many requests are in flight.
+func (c *Client) Pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.eng.pending
+}
+
+// Inherit carries old's counters over to c, and each server's counters
+// and health to the server of c with the same address, secret and role:
+// a configuration change does not reset what the metrics count.
+func (c *Client) Inherit(old *Client) {
+	old.mu.Lock()
+	prev := make([]server, len(old.eng.servers))
+	for i, s := range old.eng.servers {
+		prev[i] = *s
+	}
+	st := old.eng.stats
+	old.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.eng.inherit(prev, st)
+}
+
 // Servers returns each server's health, authentication servers first.
 func (c *Client) Servers() []ServerState {
 	c.mu.Lock()

@@ -95,6 +95,18 @@ func NewDAE(cfg DAEConfig, s Sessions) *DAE {
 	return d
 }
 
+// SetConfig replaces the clients and the NAS identity; requests read
+// after it returns are checked against the new ones.
+func (d *DAE) SetConfig(cfg DAEConfig) {
+	secrets := make(map[netip.Addr][]byte, len(cfg.Clients))
+	for _, c := range cfg.Clients {
+		secrets[c.Addr.Unmap()] = []byte(c.Secret)
+	}
+	d.mu.Lock()
+	d.cfg, d.secrets = cfg, secrets
+	d.mu.Unlock()
+}
+
 // Stats returns the counters.
 func (d *DAE) Stats() DAEStats {
 	d.mu.Lock()
@@ -142,7 +154,10 @@ func (d *DAE) Handle(dst, b []byte, from netip.Addr) (out []byte, ok bool) {
 		d.count(func(s *DAEStats) { s.DropMalformed++ })
 		return dst, false
 	}
+	d.mu.Lock()
 	secret, known := d.secrets[from.Unmap()]
+	cfg := d.cfg
+	d.mu.Unlock()
 	if !known {
 		d.count(func(s *DAEStats) { s.DropClient++ })
 		return dst, false
@@ -171,13 +186,13 @@ func (d *DAE) Handle(dst, b []byte, from netip.Addr) (out []byte, ok bool) {
 		d.count(func(s *DAEStats) { s.DropMessageAuth++ })
 		return dst, false
 	}
-	if off < 0 && d.cfg.RequireMessageAuthenticator {
+	if off < 0 && cfg.RequireMessageAuthenticator {
 		d.count(func(s *DAEStats) { s.DropNoMessageAuth++ })
 		return dst, false
 	}
 	d.count(func(s *DAEStats) { s.Requests++ })
 
-	req := parseDAE(pkt, code == codeCoARequest, d.cfg.NAS)
+	req := parseDAE(pkt, code == codeCoARequest, cfg.NAS)
 	cause := req.cause
 	if cause == 0 {
 		var n int

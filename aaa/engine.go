@@ -209,6 +209,24 @@ func newEngine(auth, acct []Server, nas NAS, t Timing, rnd io.Reader) *engine {
 	return e
 }
 
+// inherit takes over the counters of a previous engine's servers. The
+// server values are copied under the previous client's lock; only
+// their counters and health are read here.
+func (e *engine) inherit(prev []server, st Stats) {
+	e.stats = st
+	for _, s := range e.servers {
+		for i := range prev {
+			o := &prev[i]
+			if o.group != s.group || o.Addr != s.Addr || o.Secret != s.Secret {
+				continue
+			}
+			s.responses, s.requests, s.unanswer, s.latency = o.responses, o.requests, o.unanswer, o.latency
+			s.dead, s.deadUntil, s.timeouts = o.dead, o.deadUntil, o.timeouts
+			break
+		}
+	}
+}
+
 // pick returns the first alive server of t's group not yet tried.
 func (e *engine) pick(t *txn) int {
 	for i, s := range e.servers {

@@ -2,10 +2,12 @@ package control
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +28,9 @@ type RADIUS struct {
 	NASIPAddress  netip.Addr
 	Timeout       time.Duration
 	Retries       int
+	// DeadTime is how long a server that stopped answering is left
+	// alone (30s when zero).
+	DeadTime time.Duration
 	// InterimInterval applies when the Access-Accept carries no
 	// Acct-Interim-Interval; zero sends no interim updates then.
 	InterimInterval time.Duration
@@ -47,15 +52,28 @@ type DAEClient struct {
 	Secret string
 }
 
-// aaaState is the RADIUS side of a Server.
+// aaaState is the RADIUS side of a Server. A reload replaces the client
+// whole: new requests go to the new one while the old one finishes what
+// it has in flight, then closes.
 type aaaState struct {
-	client  *aaa.Client
-	acct    *aaa.Accounting
-	spool   spool
+	// client sends Access-Requests and new accounting; nil with no
+	// servers configured.
+	client atomic.Pointer[aaa.Client]
+	// acct delivers the spool; made the first time accounting servers
+	// are configured and kept, so live sessions' records are delivered
+	// even after a reload removes accounting (through the client they
+	// started with).
+	acct  atomic.Pointer[aaa.Accounting]
+	spool spool
+
+	mu      sync.Mutex // below, and the swaps above
 	dae     *aaa.DAE
 	daeConn *net.UDPConn
-	boot    int64
-	seq     atomic.Uint64
+	drains  sync.WaitGroup
+	stop    chan struct{}
+
+	boot int64
+	seq  atomic.Uint64
 }
 
 // spool is where accounting records wait for delivery: in memory, or in
@@ -72,72 +90,200 @@ type authResult struct {
 	res aaa.Result
 }
 
-func (s *Server) startAAA() error {
-	r := s.config().RADIUS
-	s.aaa.boot = bootTag(s.nodeID(), time.Now())
-	if len(r.Auth) == 0 && len(r.Acct) == 0 && r.DAEListen == "" {
-		return nil
+// radiusClient builds the client for r; nil when r names no server.
+func (s *Server) radiusClient(r RADIUS, hostName string) (*aaa.Client, error) {
+	if len(r.Auth) == 0 && len(r.Acct) == 0 {
+		return nil, nil
 	}
+	conv := func(l []RADIUSServer) []aaa.Server {
+		var out []aaa.Server
+		for _, v := range l {
+			out = append(out, aaa.Server{Addr: v.Addr, Secret: v.Secret, Priority: v.Priority})
+		}
+		return out
+	}
+	retries := r.Retries
+	if retries == 0 {
+		retries = -1 // aaa: negative is none, zero its default
+	}
+	c, err := aaa.NewClient(aaa.Config{Auth: conv(r.Auth), Acct: conv(r.Acct), NAS: nasOf(r, hostName),
+		Timing: aaa.Timing{Timeout: r.Timeout, Retries: retries, DeadTime: r.DeadTime}})
+	if err != nil {
+		return nil, fmt.Errorf("control: radius: %w", err)
+	}
+	return c, nil
+}
+
+func nasOf(r RADIUS, hostName string) aaa.NAS {
 	nas := aaa.NAS{Identifier: r.NASIdentifier, IPAddress: r.NASIPAddress}
 	if nas.Identifier == "" {
-		nas.Identifier = s.config().HostName
+		nas.Identifier = hostName
 	}
-	if len(r.Auth) > 0 || len(r.Acct) > 0 {
-		conv := func(l []RADIUSServer) []aaa.Server {
-			var out []aaa.Server
-			for _, v := range l {
-				out = append(out, aaa.Server{Addr: v.Addr, Secret: v.Secret, Priority: v.Priority})
-			}
-			return out
-		}
-		retries := r.Retries
-		if retries == 0 {
-			retries = -1 // aaa: negative is none, zero its default
-		}
-		c, err := aaa.NewClient(aaa.Config{Auth: conv(r.Auth), Acct: conv(r.Acct), NAS: nas,
-			Timing: aaa.Timing{Timeout: r.Timeout, Retries: retries}})
+	return nas
+}
+
+func daeConfig(r RADIUS, hostName string) aaa.DAEConfig {
+	var clients []aaa.DAEClient
+	for _, c := range r.DAEClients {
+		clients = append(clients, aaa.DAEClient{Addr: c.Addr, Secret: c.Secret})
+	}
+	return aaa.DAEConfig{Clients: clients, NAS: nasOf(r, hostName)}
+}
+
+func listenDAE(addr string) (*net.UDPConn, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("control: dae listen %q: %w", addr, err)
+	}
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
+	if err != nil {
+		return nil, fmt.Errorf("control: dae: %w", err)
+	}
+	return conn, nil
+}
+
+func (s *Server) startAAA() error {
+	s.aaa.boot = bootTag(s.nodeID(), time.Now())
+	s.aaa.stop = make(chan struct{})
+	return s.applyRADIUS(&Config{}, s.config())
+}
+
+// radiusClientChanged reports whether a and b need different clients.
+func radiusClientChanged(a, b *Config) bool {
+	ra, rb := a.RADIUS, b.RADIUS
+	return !slices.Equal(ra.Auth, rb.Auth) || !slices.Equal(ra.Acct, rb.Acct) || nasOf(ra, a.HostName) != nasOf(rb, b.HostName) ||
+		ra.Timeout != rb.Timeout || ra.Retries != rb.Retries || ra.DeadTime != rb.DeadTime
+}
+
+// applyRADIUS moves the RADIUS side from old to cfg. What can fail (a
+// client with a bad server, a DAE address already in use) is done
+// first; on error nothing has changed.
+func (s *Server) applyRADIUS(old, cfg *Config) error {
+	a := &s.aaa
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	select {
+	case <-a.stop:
+		return errors.New("control: shutting down")
+	default:
+	}
+	ro, rn := old.RADIUS, cfg.RADIUS
+	var conn *net.UDPConn
+	if rn.DAEListen != "" && rn.DAEListen != ro.DAEListen {
+		c, err := listenDAE(rn.DAEListen)
 		if err != nil {
-			return fmt.Errorf("control: radius: %w", err)
+			return err
 		}
-		s.aaa.client = c
-		if len(r.Acct) > 0 {
-			sp, err := s.newSpool()
-			if err != nil {
-				c.Close()
-				return err
+		conn = c
+	}
+	swap := radiusClientChanged(old, cfg)
+	var nc *aaa.Client
+	if swap {
+		c, err := s.radiusClient(rn, cfg.HostName)
+		if err != nil {
+			if conn != nil {
+				conn.Close()
 			}
-			s.aaa.spool = sp
-			s.aaa.acct = aaa.NewAccounting(c, s.aaa.spool, aaa.AcctConfig{})
+			return err
+		}
+		nc = c
+	}
+	if swap && len(rn.Acct) > 0 && a.spool == nil {
+		sp, err := s.newSpool()
+		if err != nil {
+			if conn != nil {
+				conn.Close()
+			}
+			if nc != nil {
+				nc.Close()
+			}
+			return err
+		}
+		a.spool = sp
+	}
+
+	if swap {
+		oc := a.client.Load()
+		if oc != nil && nc != nil {
+			nc.Inherit(oc)
+		}
+		a.client.Store(nc)
+		acct := a.acct.Load()
+		var held *aaa.Client
+		if acct != nil {
+			held = acct.Client()
+		}
+		if len(rn.Acct) > 0 {
+			if acct == nil {
+				a.acct.Store(aaa.NewAccounting(nc, a.spool, aaa.AcctConfig{}))
+			} else {
+				acct.SetClient(nc)
+			}
+		}
+		// A client no longer used for new work drains: it finishes
+		// what it has in flight (with its own failover), then closes.
+		// The accounting sender keeps its client when accounting is
+		// removed: the live sessions' records still go there.
+		inUse := func(c *aaa.Client) bool {
+			return c == nc || (a.acct.Load() != nil && a.acct.Load().Client() == c)
+		}
+		retired := map[*aaa.Client]bool{}
+		for _, c := range []*aaa.Client{oc, held} {
+			if c != nil && !inUse(c) && !retired[c] {
+				retired[c] = true
+				s.drainClient(c, ro)
+			}
 		}
 	}
-	if r.DAEListen != "" {
-		ap, err := netip.ParseAddrPort(r.DAEListen)
-		if err != nil {
-			return fmt.Errorf("control: dae listen %q: %w", r.DAEListen, err)
+
+	switch {
+	case rn.DAEListen == "" && a.daeConn != nil:
+		a.daeConn.Close()
+		a.daeConn, a.dae = nil, nil
+	case conn != nil:
+		if a.daeConn != nil {
+			a.daeConn.Close()
 		}
-		conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
-		if err != nil {
-			return fmt.Errorf("control: dae: %w", err)
-		}
-		var clients []aaa.DAEClient
-		for _, c := range r.DAEClients {
-			clients = append(clients, aaa.DAEClient{Addr: c.Addr, Secret: c.Secret})
-		}
-		s.aaa.dae = aaa.NewDAE(aaa.DAEConfig{Clients: clients, NAS: nas}, s)
-		s.aaa.daeConn = conn
-		go func() { _ = s.aaa.dae.Serve(conn) }()
+		d := aaa.NewDAE(daeConfig(rn, cfg.HostName), s)
+		a.dae, a.daeConn = d, conn
+		go func() { _ = d.Serve(conn) }()
 		s.log.Info("dynamic authorization server", zap.String("addr", conn.LocalAddr().String()))
+	case a.dae != nil:
+		a.dae.SetConfig(daeConfig(rn, cfg.HostName))
 	}
 	return nil
+}
+
+// drainClient closes c once nothing is in flight on it, or when every
+// request could have failed over through all of r's servers.
+func (s *Server) drainClient(c *aaa.Client, r RADIUS) {
+	tries := max(r.Retries, 0) + 1
+	wait := time.Duration(tries*(len(r.Auth)+len(r.Acct))+1)*max(r.Timeout, time.Second) + time.Second
+	a := &s.aaa
+	a.drains.Add(1)
+	go func() {
+		defer a.drains.Done()
+		end := time.Now().Add(wait)
+		for c.Pending() > 0 && time.Now().Before(end) {
+			select {
+			case <-a.stop:
+				end = time.Now()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		c.Close()
+	}()
 }
 
 // stopAAA flushes accounting (bounded) and closes the RADIUS side.
 func (s *Server) stopAAA() {
 	a := &s.aaa
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	if a.daeConn != nil {
 		a.daeConn.Close()
 	}
-	if a.acct != nil {
+	if acct := a.acct.Load(); acct != nil {
 		deadline := time.Now().Add(3 * time.Second)
 		for a.spool.Len() > 0 && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
@@ -145,7 +291,7 @@ func (s *Server) stopAAA() {
 		if n := a.spool.Len(); n > 0 {
 			s.log.Warn("accounting records not delivered at shutdown", zap.Int("records", n))
 		}
-		a.acct.Close()
+		acct.Close()
 		if sp, ok := a.spool.(*storeSpool); ok {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			if err := sp.Close(ctx); err != nil {
@@ -153,14 +299,23 @@ func (s *Server) stopAAA() {
 			}
 			cancel()
 		}
+		if c := acct.Client(); c != a.client.Load() {
+			c.Close()
+		}
 	}
-	if a.client != nil {
-		a.client.Close()
+	if c := a.client.Load(); c != nil {
+		c.Close()
 	}
+	if a.stop != nil {
+		close(a.stop)
+	}
+	a.drains.Wait()
 }
 
 // DAEAddr is the bound address of the dynamic authorization server.
 func (s *Server) DAEAddr() net.Addr {
+	s.aaa.mu.Lock()
+	defer s.aaa.mu.Unlock()
 	if s.aaa.daeConn == nil {
 		return nil
 	}
@@ -190,7 +345,7 @@ func (sh *shard) aaaSession(sub *subscriber) aaa.Session {
 // radiusAuth sends the PPP credentials to RADIUS; the answer comes back
 // through the shard's queue.
 func (sh *shard) radiusAuth(sub *subscriber, req *ppp.AuthRequest, now time.Time) bool {
-	c := sh.srv.aaa.client
+	c := sh.srv.aaa.client.Load()
 	if c == nil || len(sh.srv.config().RADIUS.Auth) == 0 {
 		return false
 	}
@@ -280,8 +435,16 @@ func (sh *shard) framedAddress(sub *subscriber, framed netip.Addr) (netip.Addr, 
 
 // accounting sends a record when accounting servers are configured.
 func (sh *shard) accounting(sub *subscriber, status aaa.AcctStatus, cause aaa.TerminateCause, now time.Time) {
-	a := sh.srv.aaa.acct
+	a := sh.srv.aaa.acct.Load()
 	if a == nil || sub.acctID == "" {
+		return
+	}
+	// A session is accounted from its Start to its Stop, or not at
+	// all: by the configuration in force when it came online.
+	if status == aaa.AcctStart {
+		sub.accounted = len(sh.srv.config().RADIUS.Acct) > 0
+	}
+	if !sub.accounted {
 		return
 	}
 	rec := aaa.AcctRecord{Session: sh.aaaSession(sub), Status: status, Time: now, FramedIPAddress: sub.ipv4,

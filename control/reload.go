@@ -118,6 +118,14 @@ func (s *Server) Reload(ctx context.Context, cfg Config, dryRun bool) (Diff, err
 	if err != nil {
 		return d, err
 	}
+	// RADIUS goes first: it is the part that can still fail (a DAE
+	// address in use), and the new servers must be in place when the
+	// shards see a configuration that names them.
+	if s.aaa.stop != nil && (!radiusEqual(old.cfg.RADIUS, cfg.RADIUS) || old.cfg.HostName != cfg.HostName) {
+		if err := s.applyRADIUS(old.cfg, &cfg); err != nil {
+			return d, fmt.Errorf("control: reload rejected: %w", err)
+		}
+	}
 	// Live leases of redefined pools are reserved in their successors so
 	// no address is handed out twice; the sessions move to the new pool
 	// when their address fits it, otherwise they stay with the old one
@@ -200,9 +208,7 @@ func diffConfig(a, b *Config) Diff {
 	if a.TUN != b.TUN {
 		d.RequiresRestart = append(d.RequiresRestart, "tun")
 	}
-	if !radiusEqual(a.RADIUS, b.RADIUS) {
-		d.RequiresRestart = append(d.RequiresRestart, "radius")
-	}
+	diffRADIUS(a, b, add)
 	if a.Store != b.Store {
 		d.RequiresRestart = append(d.RequiresRestart, "store")
 	}
@@ -331,6 +337,50 @@ func rangesContain(rs []AddrRange, a netip.Addr) bool {
 
 func radiusEqual(a, b RADIUS) bool {
 	return slices.Equal(a.Auth, b.Auth) && slices.Equal(a.Acct, b.Acct) && a.NASIdentifier == b.NASIdentifier &&
-		a.NASIPAddress == b.NASIPAddress && a.Timeout == b.Timeout && a.Retries == b.Retries &&
+		a.NASIPAddress == b.NASIPAddress && a.Timeout == b.Timeout && a.Retries == b.Retries && a.DeadTime == b.DeadTime &&
 		a.InterimInterval == b.InterimInterval && a.DAEListen == b.DAEListen && slices.Equal(a.DAEClients, b.DAEClients)
+}
+
+// diffRADIUS describes a RADIUS change, all of which applies live: new
+// requests use the new servers, requests in flight finish where they
+// were sent.
+func diffRADIUS(a, b *Config, add func(string, ...any)) {
+	ra, rb := a.RADIUS, b.RADIUS
+	servers := func(what string, x, y []RADIUSServer) {
+		switch {
+		case slices.Equal(x, y):
+		case len(x) == 0:
+			add("radius %s servers added (%d)", what, len(y))
+		case len(y) == 0:
+			add("radius %s servers removed", what)
+		default:
+			add("radius %s servers changed (%d -> %d)", what, len(x), len(y))
+		}
+	}
+	servers("auth", ra.Auth, rb.Auth)
+	switch {
+	case len(ra.Auth) > 0 && len(rb.Auth) == 0:
+		add("authentication of new sessions by local users")
+	case len(ra.Auth) == 0 && len(rb.Auth) > 0:
+		add("authentication of new sessions by RADIUS")
+	}
+	servers("accounting", ra.Acct, rb.Acct)
+	if len(ra.Acct) > 0 && len(rb.Acct) == 0 {
+		add("no accounting for new sessions; live sessions' records still go to the old accounting servers")
+	}
+	if ra.NASIdentifier != rb.NASIdentifier || ra.NASIPAddress != rb.NASIPAddress {
+		add("radius NAS identity changed (new requests)")
+	}
+	if ra.Timeout != rb.Timeout || ra.Retries != rb.Retries || ra.DeadTime != rb.DeadTime {
+		add("radius timeout, retries or dead time changed (new requests)")
+	}
+	if ra.InterimInterval != rb.InterimInterval {
+		add("radius interim interval %s -> %s", ra.InterimInterval, rb.InterimInterval)
+	}
+	if ra.DAEListen != rb.DAEListen {
+		add("dae listen %q -> %q", ra.DAEListen, rb.DAEListen)
+	}
+	if !slices.Equal(ra.DAEClients, rb.DAEClients) {
+		add("dae clients changed (%d -> %d)", len(ra.DAEClients), len(rb.DAEClients))
+	}
 }

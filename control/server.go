@@ -416,7 +416,7 @@ func (s *Server) Stats(ctx context.Context) (Stats, error) {
 			st.Drops["datapath_"+k] = v
 		}
 	}
-	if c := s.aaa.client; c != nil {
+	if c := s.aaa.client.Load(); c != nil {
 		r := c.Stats()
 		for k, v := range map[string]uint64{
 			"radius_requests": r.Requests, "radius_retransmissions": r.Retransmissions, "radius_responses": r.Responses,
@@ -432,8 +432,10 @@ func (s *Server) Stats(ctx context.Context) (Stats, error) {
 				Responses: sv.Responses, LatencySeconds: sv.Latency.Seconds(), Requests: sv.Requests, Unanswered: sv.Unanswered})
 		}
 	}
-	if s.aaa.spool != nil {
-		st.AcctQueue = s.aaa.spool.Len()
+	if acct := s.aaa.acct.Load(); acct != nil {
+		if sp, ok := acct.Spool().(interface{ Len() int }); ok {
+			st.AcctQueue = sp.Len()
+		}
 	}
 	st.SessionSetup, st.OnlineSetup = s.setup.snapshot(), s.online.snapshot()
 	if s.state.async != nil {

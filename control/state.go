@@ -139,7 +139,7 @@ func (s *Server) newSpool() (spool, error) {
 	defer cancel()
 	sp, err := newStoreSpool(ctx, s.state.s, s.state.async, s.state.node, spoolConfig{
 		Notify: func() {
-			if a := s.aaa.acct; a != nil {
+			if a := s.aaa.acct.Load(); a != nil {
 				a.Notify()
 			}
 		},
@@ -162,7 +162,7 @@ func (s *Server) stopRecovered() {
 	for _, o := range orphans {
 		s.log.Info("closing a session left open by the previous run", zap.String("acct_session_id", o.AcctSessionID),
 			zap.String("user", o.User), zap.Stringer("ipv4", o.IPv4))
-		if s.aaa.acct != nil {
+		if acct := s.aaa.acct.Load(); acct != nil {
 			rec := aaa.AcctRecord{
 				Session: aaa.Session{User: o.User, NASPort: o.SessionID, AcctSessionID: o.AcctSessionID,
 					TunnelClientEndpoint: o.Peer.Addr()},
@@ -177,7 +177,7 @@ func (s *Server) stopRecovered() {
 			if len(o.Class) > 0 {
 				rec.Class = [][]byte{o.Class}
 			}
-			if err := s.aaa.acct.Send(rec); err != nil {
+			if err := acct.Send(rec); err != nil {
 				s.log.Error("accounting Stop for a recovered session lost", zap.String("acct_session_id", o.AcctSessionID), zap.Error(err))
 			}
 		}

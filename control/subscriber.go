@@ -51,6 +51,7 @@ type subscriber struct {
 
 	// RADIUS: accounting and the limits an Access-Accept set.
 	acctID                               string
+	accounted                            bool // Start sent: Interim and Stop follow
 	class                                [][]byte
 	started                              time.Time
 	sessionTimeout, idleTimeout, interim time.Duration

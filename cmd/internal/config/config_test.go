@@ -710,6 +710,7 @@ func TestRADIUSSection(t *testing.T) {
   nas_identifier: lns1
   timeout: 2s
   retries: 1
+  dead_time: 45s
   interim_interval: 300s
   auth_servers:
     - {address: "192.0.2.10:1812", secret: one, priority: 1}
@@ -725,7 +726,7 @@ func TestRADIUSSection(t *testing.T) {
 	}
 	r := f.Control().RADIUS
 	if len(r.Auth) != 2 || r.Auth[0].Priority != 1 || r.Auth[1].Addr.Port() != 1812 || len(r.Acct) != 1 ||
-		r.NASIdentifier != "lns1" || r.InterimInterval != 300*time.Second || r.DAEListen != "127.0.0.1:3799" || len(r.DAEClients) != 1 {
+		r.NASIdentifier != "lns1" || r.InterimInterval != 300*time.Second || r.DeadTime != 45*time.Second || r.DAEListen != "127.0.0.1:3799" || len(r.DAEClients) != 1 {
 		t.Fatalf("%+v", r)
 	}
 	_, err = Parse([]byte("radius:\n  auth_servers:\n    - {address: \"nohost\", secret: x}\n    - {address: \"192.0.2.1:1812\"}\n  interim_interval: 10s\n"))

@@ -16,6 +16,7 @@ import (
 //	  nas_ip_address: 192.0.2.1
 //	  timeout: 3s
 //	  retries: 2
+//	  dead_time: 30s
 //	  interim_interval: 0s
 //	  auth_servers: [{address: "192.0.2.10:1812", secret: s, priority: 0}]
 //	  acct_servers: [{address: "192.0.2.10:1813", secret: s}]
@@ -40,6 +41,7 @@ func (d *decoder) radius(path string, n *yaml.Node, r *control.RADIUS) {
 				r.Retries = int(n)
 			}
 		}},
+		{"dead_time", func(p string, v *yaml.Node) { d.duration(p, v, &r.DeadTime) }},
 		{"interim_interval", func(p string, v *yaml.Node) {
 			// 0s (none) is allowed here, unlike other durations.
 			if n := resolve(v); n.Kind == yaml.ScalarNode && (n.Value == "0s" || n.Value == "0") {
