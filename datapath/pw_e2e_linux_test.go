@@ -1,6 +1,7 @@
 package datapath
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -32,6 +33,7 @@ func newNetnsNamed(t *testing.T, tag string) string {
 // namespace with a TAP and a socket, and nothing else.
 type pwEnd struct {
 	ns   string
+	up   *chanUp
 	e    *Engine
 	sock *Socket
 	addr netip.Addr // transport address
@@ -56,7 +58,8 @@ func newPWPair(t *testing.T, tag string, v6, ip bool) *pwPair {
 		ipCmd(t, "-n", end.ns, "link", "set", "pwv", "up")
 		end := end
 		err := InNetns(end.ns, func() (err error) {
-			if end.e, err = New(Config{Batch: 8}, &chanUp{control: make(chan []byte, 16), frames: make(chan []byte, 16), to: make(chan netip.Addr, 16)}); err != nil {
+			end.up = &chanUp{control: make(chan []byte, 64), frames: make(chan []byte, 64), to: make(chan netip.Addr, 64)}
+			if end.e, err = New(Config{Batch: 8}, end.up); err != nil {
 				return err
 			}
 			if err := end.e.OpenTAP("pwtap", 1500); err != nil {
@@ -210,6 +213,27 @@ func TestPWEthernetInNetns(t *testing.T) {
 			}
 			if ok, err := LinkUp("pwv"); err == nil || ok {
 				t.Fatalf("LinkUp of an interface only in the namespaces: %v %v", ok, err)
+			}
+			// Control messages take the same socket both ways; over IP
+			// they start with a zero Session ID (RFC 3931 §4.1.1.2), which
+			// goes up with them.
+			ctl := []byte{0xc8, 0x03, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0}
+			if c.ip {
+				ctl = append([]byte{0, 0, 0, 0}, ctl...)
+			}
+			if err := p.a.sock.WriteControl(ctl, netip.AddrPortFrom(p.b.addr, map[bool]uint16{false: 1701, true: 0}[c.ip]), p.a.addr); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case got := <-p.b.up.control:
+				if !bytes.Equal(got, ctl) {
+					t.Fatalf("control message went up as % x", got)
+				}
+				if to := <-p.b.up.to; to != p.b.addr {
+					t.Fatalf("control message to %v", to)
+				}
+			case <-time.After(2 * time.Second):
+				t.Fatalf("control message lost; stats %v", p.b.e.Stats())
 			}
 			var linkOK bool
 			if err := InNetns(p.a.ns, func() (err error) { linkOK, err = LinkUp("pwtap"); return err }); err != nil || !linkOK {

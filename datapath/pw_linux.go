@@ -257,7 +257,7 @@ func unbindLocked(old *entry) {
 // started; called with e.mu held.
 func (e *Engine) startTAPReader() {
 	ps := e.pw
-	if ps == nil || ps.started || ps.stopped.Load() {
+	if ps == nil || ps.started || ps.stopped.Load() || e.runCtx.Err() != nil {
 		return
 	}
 	ps.started = true
