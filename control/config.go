@@ -46,6 +46,10 @@ type Config struct {
 	// TUN is the device subscribers' IP traffic is forwarded through.
 	// An empty Name disables the datapath (control plane only).
 	TUN TUN
+	// Pseudowires are dynamic L2TPv3 Ethernet and VLAN sessions;
+	// StaticTunnels carry manually keyed ones.
+	Pseudowires   []Pseudowire
+	StaticTunnels []StaticTunnel
 }
 
 // PPP holds the PPP policy for sessions.

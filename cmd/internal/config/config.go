@@ -34,6 +34,10 @@ type File struct {
 	Metrics Metrics
 	// RADIUS authenticates and accounts when it names servers.
 	RADIUS control.RADIUS
+	// Pseudowires and StaticTunnels are the L2TPv3 Ethernet and VLAN
+	// pseudowires ("pseudowires" and "static_tunnels" keys).
+	Pseudowires   []control.Pseudowire
+	StaticTunnels []control.StaticTunnel
 }
 
 // Metrics configures the Prometheus endpoint; an empty Listen turns it
@@ -179,6 +183,11 @@ func (f *File) Control() control.Config {
 		PPP:               f.PPP,
 		RADIUS:            cloneRADIUS(f.RADIUS),
 		Store:             control.Store{Backend: f.Store.Backend, URL: f.Store.URL, NodeID: f.Store.NodeID, OutagePolicy: f.Store.OutagePolicy},
+	}
+	cfg.Pseudowires = slices.Clone(f.Pseudowires)
+	for _, st := range f.StaticTunnels {
+		st.Sessions = slices.Clone(st.Sessions)
+		cfg.StaticTunnels = append(cfg.StaticTunnels, st)
 	}
 	cfg.PPP.Auth = slices.Clone(f.PPP.Auth)
 	cfg.PPP.DNS = slices.Clone(f.PPP.DNS)

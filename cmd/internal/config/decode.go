@@ -24,6 +24,7 @@ import (
 type decoder struct {
 	errs Errors
 	refs refs
+	pw   *pwRefs
 }
 
 // field is one known key of a mapping.
@@ -102,6 +103,8 @@ func (d *decoder) root(n *yaml.Node, f *File) {
 		{"pools", func(p string, v *yaml.Node) { d.pools(p, v, f) }},
 		{"metrics", func(p string, v *yaml.Node) { d.metrics(p, v, &f.Metrics) }},
 		{"radius", func(p string, v *yaml.Node) { d.radius(p, v, &f.RADIUS) }},
+		{"pseudowires", func(p string, v *yaml.Node) { d.pseudowires(p, v, f) }},
+		{"static_tunnels", func(p string, v *yaml.Node) { d.staticTunnels(p, v, f) }},
 	})
 	d.crossCheck(f)
 }
@@ -141,6 +144,13 @@ func (d *decoder) listen(path string, n *yaml.Node, f *File) {
 // and a numeric port; names are refused because the daemon binds before
 // any resolver is trustworthy.
 func checkHostPort(s string) string {
+	if rest, ok := strings.CutPrefix(s, "ip:"); ok {
+		// L2TPv3 over IP (protocol 115, RFC 3931 §4.1.1): no port.
+		if _, err := netip.ParseAddr(strings.Trim(rest, "[]")); err != nil {
+			return fmt.Sprintf("invalid address %q: want ip: and an IP address, such as \"ip:192.0.2.1\"", s)
+		}
+		return ""
+	}
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
 		return fmt.Sprintf("invalid address %q: want host:port", s)
