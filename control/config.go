@@ -209,6 +209,9 @@ type TunnelInfo struct {
 	// RTTSeconds is the smoothed round trip of the control channel
 	// (Hello and every other message acknowledged first time).
 	RTTSeconds float64 `json:"rtt_seconds"`
+	// StaticTunnel names the static tunnel a quiescent control
+	// connection keeps alive.
+	StaticTunnel string `json:"static_tunnel,omitempty"`
 }
 
 // SessionInfo describes one session for l2tpctl show sessions.
@@ -240,6 +243,19 @@ type SessionInfo struct {
 	TxBytes        uint64    `json:"tx_bytes"`
 	Since          time.Time `json:"since"`
 	UptimeSeconds  float64   `json:"uptime_seconds"`
+	// Kind is ethernet or vlan for an L2TPv3 pseudowire (empty: PPP);
+	// Pseudowire and StaticTunnel name its configuration.
+	Kind         string `json:"kind,omitempty"`
+	Pseudowire   string `json:"pseudowire,omitempty"`
+	StaticTunnel string `json:"static_tunnel,omitempty"`
+	TAP          string `json:"tap,omitempty"`
+	VLAN         uint16 `json:"vlan,omitempty"`
+	// CircuitActive and PeerCircuitActive are the Circuit Status each
+	// end last sent (RFC 3931 §5.4.5).
+	CircuitActive     bool `json:"circuit_active,omitempty"`
+	PeerCircuitActive bool `json:"peer_circuit_active,omitempty"`
+	CookieLen         int  `json:"cookie_len,omitempty"`
+	PeerCookieLen     int  `json:"peer_cookie_len,omitempty"`
 }
 
 // Stats are the control plane's counters.

@@ -2,6 +2,8 @@ package control
 
 import (
 	"net/netip"
+	"slices"
+	"time"
 
 	"github.com/l2tpd/l2tpd/control/tunnel"
 )
@@ -94,4 +96,51 @@ type StaticSession struct {
 	TAP                string
 	VLAN               uint16
 	MTU                int
+}
+
+// pwHandler is one pseudowire type's part of the control plane: what a
+// call of that type does once the tunnel has set it up. Supporting
+// another type (ATM, HDLC, Frame Relay) is one more implementation in its
+// own file and one more entry in pwHandlers; the tunnel core and the
+// shard stay as they are.
+type pwHandler interface {
+	// answered: we answered the peer's ICRQ (ICRP sent); the peer may
+	// send data right after its ICCN.
+	answered(sh *shard, e *entry, s *tunnel.Session, now time.Time)
+	// up: the call is established.
+	up(sh *shard, e *entry, s *tunnel.Session, now time.Time)
+	// down: the call is gone (CDN either way, or the tunnel closed).
+	down(sh *shard, e *entry, ev tunnel.Event, now time.Time)
+	// linkInfo: the peer sent an SLI (or WEN) for the call.
+	linkInfo(sh *shard, e *entry, s *tunnel.Session, now time.Time)
+}
+
+var pwHandlers = map[uint16]pwHandler{
+	tunnel.PseudowirePPP:          pppPW{},
+	tunnel.PseudowireEthernet:     ethernetPW{},
+	tunnel.PseudowireEthernetVLAN: vlanPW{},
+}
+
+// handlerFor picks a session's handler: every L2TPv2 session and every
+// v3 session not negotiated as a pseudowire of another type is PPP.
+func handlerFor(s *tunnel.Session) pwHandler {
+	if s == nil || !s.Pseudowire {
+		return pppPW{}
+	}
+	if h, ok := pwHandlers[s.PseudowireType]; ok {
+		return h
+	}
+	return pppPW{}
+}
+
+// pwCapabilities is the Pseudowire Capabilities List a v3 tunnel
+// advertises (RFC 3931 §5.4.3): PPP, and the types configured.
+func (c *Config) pwCapabilities() []uint16 {
+	caps := []uint16{tunnel.PseudowirePPP}
+	for _, pw := range c.Pseudowires {
+		if t := PWType(pw.Type); t != 0 && !slices.Contains(caps, t) {
+			caps = append(caps, t)
+		}
+	}
+	return caps
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -161,21 +162,20 @@ func (s *Server) Reload(ctx context.Context, cfg Config, dryRun bool) (Diff, err
 	})
 	if s.eng != nil {
 		for _, addr := range listenAdded(old.cfg, &cfg) {
-			conn, lerr := listenUDP(addr)
+			nsk, lerr := s.listen(s.eng, addr)
 			if lerr == nil {
-				nsk, aerr := s.eng.AddSocket(conn)
-				if aerr == nil {
-					s.sockMu.Lock()
-					s.socks = append(s.socks, nsk)
-					s.sockMu.Unlock()
-					s.log.Info("listening", zap.String("addr", nsk.LocalAddr().String()))
-					continue
-				}
-				lerr = aerr
-				conn.Close()
+				s.sockMu.Lock()
+				s.socks = append(s.socks, nsk)
+				s.sockMu.Unlock()
+				s.log.Info("listening", zap.String("addr", nsk.LocalAddr().String()))
+				continue
 			}
 			s.log.Error("reload: listen", zap.String("addr", addr), zap.Error(lerr))
 		}
+	}
+	if perr := s.applyPseudowires(ctx, old.cfg, &cfg); perr != nil {
+		s.log.Error("reload: pseudowires", zap.Error(perr))
+		err = errors.Join(err, perr)
 	}
 	d.Applied = true
 	s.log.Info("configuration reloaded", zap.String("config_hash", d.ConfigHash), zap.Strings("changes", d.Changes))
@@ -257,6 +257,7 @@ func diffConfig(a, b *Config) Diff {
 	if !maps.Equal(a.Users, b.Users) {
 		add("local users changed (%d -> %d)", len(a.Users), len(b.Users))
 	}
+	diffPseudowires(a, b, add)
 	return d
 }
 

@@ -60,6 +60,8 @@ type Server struct {
 	// sharedStore, set by tests before Run, replaces the configured
 	// store and is treated as a database other nodes share.
 	sharedStore store.Store
+	// pw holds what pseudowires and static tunnels opened.
+	pw pwServer
 }
 
 // New checks cfg and returns a server that is not yet listening.
@@ -109,14 +111,10 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.eng, s.dp = eng, eng
 	for _, addr := range cfg.Listen {
-		conn, err := listenUDP(addr)
+		sk, err := s.listen(eng, addr)
 		if err == nil {
-			var sk *datapath.Socket
-			if sk, err = eng.AddSocket(conn); err == nil {
-				s.socks = append(s.socks, sk)
-				continue
-			}
-			conn.Close()
+			s.socks = append(s.socks, sk)
+			continue
 		}
 		dctx, cancel := context.WithCancel(context.Background())
 		cancel()
@@ -132,6 +130,10 @@ func (s *Server) Run(ctx context.Context) error {
 		dctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		_ = eng.Run(dctx) // releases the sockets and the TUN
+	}
+	if err := s.startPseudowires(cfg); err != nil {
+		abort()
+		return err
 	}
 	if err := s.openStore(ctx); err != nil {
 		abort()
@@ -154,12 +156,14 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, sk := range s.socks {
 		s.log.Info("listening", zap.String("addr", sk.LocalAddr().String()))
 	}
+	s.registerPseudowires(ctx, cfg)
 	close(s.ready)
 	<-ctx.Done()
 
 	// Graceful stop: StopCCN to every tunnel, then wait (bounded) for acks.
 	stopCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
+	s.stopPseudowires(stopCtx)
 	s.eachShard(stopCtx, func(sh *shard) { sh.closeAll() })
 	for stopCtx.Err() == nil && s.tunnels.Load() > 0 {
 		select {
@@ -186,6 +190,7 @@ type inPacket struct {
 	sock  *datapath.Socket
 	frame bool
 	key   datapath.SessionKey
+	encap wire.Encap
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, maxPacket); return &b }}
@@ -193,9 +198,10 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, maxPacket); return &
 // Control is the datapath's upcall for a control message: it is
 // classified by header only and queued to the shard that owns it.
 func (s *Server) Control(sk *datapath.Socket, pkt []byte, from netip.AddrPort, to netip.Addr) {
-	h, off, err := wire.ParseHeader(pkt, wire.EncapUDP)
+	encap := s.encapOf(sk)
+	h, off, err := wire.ParseHeader(pkt, encap)
 	if err != nil {
-		if v, ok := wire.VersionOf(pkt, wire.EncapUDP); ok && v != 2 && v != 3 && len(pkt) >= 2 && pkt[0]&0x80 != 0 {
+		if v, ok := wire.VersionOf(pkt, wire.EncapUDP); encap == wire.EncapUDP && ok && v != 2 && v != 3 && len(pkt) >= 2 && pkt[0]&0x80 != 0 {
 			s.refuseVersion(sk, from, to)
 			s.drops.inc(dropVersion)
 		} else {
@@ -227,7 +233,7 @@ func (s *Server) Control(sk *datapath.Socket, pkt []byte, from netip.AddrPort, t
 			}
 		}
 	}
-	s.enqueue(sh, inPacket{from: from, to: to, sock: sk}, pkt)
+	s.enqueue(sh, inPacket{from: from, to: to, sock: sk, encap: encap}, pkt)
 }
 
 // Frame is the datapath's upcall for a PPP frame that is not forwarded.
@@ -325,6 +331,7 @@ func (s *Server) Sessions(ctx context.Context) ([]SessionInfo, error) {
 			})
 		}
 	})
+	out = append(out, s.staticSessionInfos(time.Now())...)
 	return out, err
 }
 

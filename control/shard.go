@@ -11,7 +11,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/l2tpd/l2tpd/aaa"
 	"github.com/l2tpd/l2tpd/control/tunnel"
 	"github.com/l2tpd/l2tpd/control/wire"
 	"github.com/l2tpd/l2tpd/datapath"
@@ -64,6 +63,12 @@ type entry struct {
 	// event; admitted holds the admitted sessions (true: in setup).
 	pendingAdmit int
 	admitted     map[uint32]bool
+	// encap is how the tunnel's control messages travel; netns is the
+	// namespace of its socket; label names a static tunnel's quiescent
+	// control connection.
+	encap wire.Encap
+	netns string
+	label string
 }
 
 // peerKey identifies a peer's tunnel before we know our own ID for it:
@@ -99,6 +104,7 @@ func (e *entry) info(now time.Time) TunnelInfo {
 		UptimeSeconds: up,
 		Retransmits:   e.t.Stats().Reliable.Retransmits,
 		RTTSeconds:    e.t.Stats().Reliable.SRTT.Seconds(),
+		StaticTunnel:  e.label,
 	}
 }
 
@@ -138,6 +144,7 @@ func (sh *shard) sessionInfo(e *entry, s *tunnel.Session, now time.Time) Session
 			si.RxPackets, si.RxBytes, si.TxPackets, si.TxBytes = c.RxPackets, c.RxBytes, c.TxPackets, c.TxBytes
 		}
 	}
+	sh.pwSessionInfo(e, s, &si)
 	return si
 }
 
@@ -146,6 +153,7 @@ type timerItem struct {
 	at  time.Time
 	id  uint32 // tunnel
 	sid uint32 // session, for a PPP timer; 0 for the tunnel's own
+	pw  bool   // the shard's pseudowire tick
 }
 
 type timerHeap []timerItem
@@ -184,6 +192,7 @@ type shard struct {
 	// now is the time of what the shard is handling, for hooks the
 	// tunnels call without one.
 	now time.Time
+	pw  *pwShard
 }
 
 func newShard(s *Server, i int) *shard {
@@ -203,6 +212,7 @@ func newShard(s *Server, i int) *shard {
 		claimed:  make(chan claimResult, 1024),
 		counters: make(map[string]uint64),
 		admPeers: make(map[netip.Addr]*peerAdmission),
+		pw:       newPWShard(),
 	}
 }
 
@@ -253,6 +263,12 @@ func (sh *shard) armTimer(t *time.Timer) {
 func (sh *shard) expire(now time.Time) {
 	for len(sh.timers) > 0 && !sh.timers[0].at.After(now) {
 		it := heap.Pop(&sh.timers).(timerItem)
+		if it.pw {
+			if it.at.Equal(sh.pw.tickAt) {
+				sh.tickPW(now)
+			}
+			continue
+		}
 		e := sh.tunnels[it.id]
 		if e == nil {
 			continue
@@ -354,7 +370,7 @@ func (sh *shard) report(e *entry, ev tunnel.Event, now time.Time) {
 		sh.srv.setup.observe(now.Sub(ev.Session.Created))
 		log.Info("session established", append(tf, zap.Uint32("session_id", ev.SessionID), zap.Uint32("peer_session_id", ev.Session.PeerID),
 			zap.Uint32("call_serial", ev.Session.Serial), zap.Bool("proxy_lcp", ev.Session.Proxy.Present()))...)
-		sh.startPPP(e, ev.Session, now)
+		handlerFor(ev.Session).up(sh, e, ev.Session, now)
 	case tunnel.SessionDown:
 		sh.released(e, ev.SessionID)
 		if !ev.Session.UpAt.IsZero() {
@@ -362,14 +378,7 @@ func (sh *shard) report(e *entry, ev tunnel.Event, now time.Time) {
 		}
 		sh.counters["sessions_closed"]++
 		sh.counters["sessions_closed_result_"+strconv.Itoa(int(ev.Result.Code))]++
-		if sub := sh.subs[sessionKey(e.t, ev.SessionID)]; sub != nil && sub.e == e {
-			if !sub.started.IsZero() {
-				cause := stopCause(sub, ev)
-				sh.accounting(sub, aaa.AcctStop, cause, now)
-				sh.recordStop(sub, cause, now)
-			}
-			sh.stopPPP(sub.key)
-		}
+		handlerFor(ev.Session).down(sh, e, ev, now)
 		f := append(tf, zap.Uint32("session_id", ev.SessionID), zap.Uint16("result", ev.Result.Code), zap.Uint16("error", ev.Result.Error),
 			zap.String("message", ev.Result.Message), zap.Bool("by_peer", ev.ByPeer))
 		if ev.Cause != nil {
@@ -378,9 +387,10 @@ func (sh *shard) report(e *entry, ev tunnel.Event, now time.Time) {
 		log.Info("session down", f...)
 	case tunnel.SessionAnswered:
 		sh.admitted(e, ev.SessionID)
-		sh.preparePPP(e, ev.Session)
+		handlerFor(ev.Session).answered(sh, e, ev.Session, now)
 	case tunnel.SessionLinkInfo:
 		log.Debug("session link info", append(tf, zap.Uint32("session_id", ev.SessionID))...)
+		handlerFor(ev.Session).linkInfo(sh, e, ev.Session, now)
 	}
 }
 
@@ -397,7 +407,7 @@ func (sh *shard) receive(now time.Time, p inPacket) {
 		}
 		return
 	}
-	h, _, err := wire.ParseHeader(p.buf, wire.EncapUDP)
+	h, _, err := wire.ParseHeader(p.buf, p.encap)
 	if err != nil {
 		sh.srv.drops.inc(dropMalformed)
 		return
@@ -430,7 +440,7 @@ func (sh *shard) receive(now time.Time, p inPacket) {
 // retransmitted one.
 func (sh *shard) newTunnel(now time.Time, p inPacket, h wire.Header) {
 	var avps [32]wire.AVP
-	m, err := wire.ParseMessage(p.buf, wire.EncapUDP, avps[:0])
+	m, err := wire.ParseMessage(p.buf, p.encap, avps[:0])
 	if err != nil {
 		sh.srv.drops.inc(dropMalformed)
 		return
@@ -477,7 +487,7 @@ func (sh *shard) newTunnel(now time.Time, p inPacket, h wire.Header) {
 	}
 	tc := tunnel.Config{
 		Version:           h.Version,
-		Encap:             wire.EncapUDP,
+		Encap:             p.encap,
 		LocalID:           id,
 		HostName:          cfg.HostName,
 		Secret:            []byte(pol.Secret),
@@ -490,6 +500,8 @@ func (sh *shard) newTunnel(now time.Time, p inPacket, h wire.Header) {
 		MaxSessions:       cfg.Limits.MaxSessionsPerTunnel,
 		Admit:             func() bool { return sh.admitSession(e) },
 		Rand:              rand.Reader,
+		Pseudowires:       cfg.pwCapabilities(),
+		Bind:              func(s *tunnel.Session) (tunnel.PWParams, *tunnel.Result) { return sh.bindPW(e, s) },
 	}
 	if h.Version == 3 {
 		// v3 data carries only the session ID: keep it unique in the
@@ -499,7 +511,7 @@ func (sh *shard) newTunnel(now time.Time, p inPacket, h wire.Header) {
 		tc.SessionIDMap = func(id uint32) uint32 { return id - id%n + uint32(sh.index) }
 	}
 	t := tunnel.NewResponder(now, tc)
-	e = &entry{t: t, peer: p.from, local: p.to, sock: p.sock, host: pol.Name, key: key}
+	e = &entry{t: t, peer: p.from, local: p.to, sock: p.sock, host: pol.Name, key: key, encap: p.encap, netns: sh.srv.socketNetns(p.sock)}
 	sh.tunnels[id] = e
 	sh.byPeer[key] = id
 	sh.halfOpen[addr]++

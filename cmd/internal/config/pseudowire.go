@@ -406,10 +406,11 @@ func (d *decoder) staticSession(path string, item *yaml.Node, st *control.Static
 		d.fail(join(path, "peer_session_id"), item, "required")
 	}
 	if idNode != nil {
-		// RFC 3931 §4.1: v3 data is demultiplexed by session ID alone.
-		k := st.Netns + "/" + st.Local.String() + "/" + idNode.Value
+		// RFC 3931 §4.1: v3 data is demultiplexed by session ID alone,
+		// and one datapath serves every namespace.
+		k := idNode.Value
 		if line := d.pwRefs().ids[k]; line != 0 {
-			d.fail(join(path, "session_id"), idNode, "session ID %d is already used on %s (line %d)", s.SessionID, st.Local, line)
+			d.fail(join(path, "session_id"), idNode, "session ID %d is already used by a static session (line %d)", s.SessionID, line)
 		} else {
 			d.pwRefs().ids[k] = idNode.Line
 		}
