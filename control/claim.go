@@ -33,8 +33,9 @@ import (
 // (a RADIUS Framed-IP-Address outside them).
 const framedPool = "framed"
 
-// maxClaimTries bounds the candidates tried for one subscriber.
-const maxClaimTries = 8
+// maxClaimTries bounds the candidates tried for one subscriber: nodes
+// sharing a pool find each other's addresses one conflict at a time.
+const maxClaimTries = 32
 
 // foreignTTL is how long an address another node holds stays taken in
 // the local pool before it is offered again.
@@ -125,6 +126,15 @@ func (s *Server) runClaim(j claimJob) claimResult {
 	}
 	if j.addr.IsValid() {
 		r.err = a.LeaseIPv4(ctx, j.pool, j.addr, j.owner, node)
+		if errors.Is(r.err, store.ErrLeased) {
+			// This node's own release of the address may still be in
+			// the write queue: once it is applied, ask again.
+			fctx, cancel := context.WithTimeout(ctx, time.Second)
+			if a.Flush(fctx) == nil {
+				r.err = a.LeaseIPv4(ctx, j.pool, j.addr, j.owner, node)
+			}
+			cancel()
+		}
 	}
 	return r
 }
