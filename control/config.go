@@ -50,6 +50,9 @@ type Config struct {
 	// StaticTunnels carry manually keyed ones.
 	Pseudowires   []Pseudowire
 	StaticTunnels []StaticTunnel
+	// LAC is the LAC role (PPPoE access tunneled to LNSs); off unless it
+	// names an access interface.
+	LAC LAC
 }
 
 // PPP holds the PPP policy for sessions.
@@ -256,6 +259,13 @@ type SessionInfo struct {
 	PeerCircuitActive bool `json:"peer_circuit_active,omitempty"`
 	CookieLen         int  `json:"cookie_len,omitempty"`
 	PeerCookieLen     int  `json:"peer_cookie_len,omitempty"`
+	// LAC-side sessions (Role "lac"): the PPPoE client and the LNS the
+	// call went to.
+	Role           string `json:"role,omitempty"`
+	Interface      string `json:"interface,omitempty"`
+	MAC            string `json:"mac,omitempty"`
+	PPPoESessionID uint16 `json:"pppoe_session_id,omitempty"`
+	LNS            string `json:"lns,omitempty"`
 }
 
 // Stats are the control plane's counters.

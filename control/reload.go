@@ -43,6 +43,9 @@ func configHash(cfg *Config) string {
 // change are carried over from old with their leases; a changed pool is
 // made anew with the live leases that still fit reserved in it.
 func buildSnapshot(cfg Config, old *snapshot) (*snapshot, error) {
+	if err := validateLAC(&cfg.LAC); err != nil {
+		return nil, err
+	}
 	c := cfg
 	snap := &snapshot{cfg: &c, pools: make(map[string]*pool.Pool), users: ppp.LocalUsers(cfg.Users), hash: configHash(&c)}
 	if snap.users == nil {

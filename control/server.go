@@ -47,6 +47,8 @@ type Server struct {
 	state    stateStore
 	shards   []*shard
 	seed     maphash.Seed
+	// access is the LAC role, when configured.
+	access   atomic.Pointer[access]
 	tunnels  atomic.Int64 // across shards, for Limits.MaxTunnels
 	sessions atomic.Int64
 	// inSetup counts sessions admitted and not yet established.
@@ -157,8 +159,29 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Info("listening", zap.String("addr", sk.LocalAddr().String()))
 	}
 	s.registerPseudowires(ctx, cfg)
+	accCtx, stopAccess := context.WithCancel(context.Background())
+	accDone := make(chan struct{})
+	if cfg.LAC.Enabled() {
+		err := s.startAccess(accCtx, cfg, accDone)
+		if err != nil {
+			stopAccess()
+			s.closeStore()
+			s.stopAAA()
+			stopDatapath()
+			<-dpDone
+			for _, sh := range s.shards {
+				close(sh.quit)
+			}
+			wg.Wait()
+			return err
+		}
+	} else {
+		close(accDone)
+	}
 	close(s.ready)
 	<-ctx.Done()
+	stopAccess()
+	<-accDone
 
 	// Graceful stop: StopCCN to every tunnel, then wait (bounded) for acks.
 	stopCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -332,6 +355,9 @@ func (s *Server) Sessions(ctx context.Context) ([]SessionInfo, error) {
 		}
 	})
 	out = append(out, s.staticSessionInfos(time.Now())...)
+	if a := s.access.Load(); a != nil {
+		out = append(out, a.sessions()...)
+	}
 	return out, err
 }
 

@@ -348,10 +348,23 @@ func printTable(w io.Writer, req admin.Request, data json.RawMessage) error {
 		if err := json.Unmarshal(data, &ss); err != nil {
 			return fmt.Errorf("bad answer from l2tpd: %w", err)
 		}
+		var lacSide []control.SessionInfo
 		fmt.Fprintln(tw, "ID\tPEER-ID\tTUNNEL\tPEER\tVER\tSTATE\tUSER\tIPV4\tPPP\tUPTIME")
 		for _, s := range ss {
+			if s.Role == "lac" {
+				lacSide = append(lacSide, s)
+				continue
+			}
 			fmt.Fprintf(tw, "%d\t%d\t%d\t%s\tv%d\t%s\t%s\t%s\t%s\t%s\n", s.SessionID, s.PeerSessionID, s.TunnelID,
 				dash(s.Peer), s.Version, dash(s.State), dash(s.UserName), dash(s.IPv4), dash(s.PPPState), uptime(s.UptimeSeconds))
+		}
+		if len(lacSide) > 0 {
+			// The LAC role's sessions: the PPPoE client and its call.
+			fmt.Fprintln(tw, "\nLAC\tPPPOE\tMAC\tUSER\tSTATE\tLNS\tTUNNEL\tID\tPEER-ID\tUPTIME")
+			for _, s := range lacSide {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", dash(s.Interface), s.PPPoESessionID, dash(s.MAC),
+					dash(s.UserName), dash(s.State), dash(s.LNS), s.TunnelID, s.SessionID, s.PeerSessionID, uptime(s.UptimeSeconds))
+			}
 		}
 	case admin.CmdShowStats:
 		var st control.Stats

@@ -38,6 +38,8 @@ type File struct {
 	// pseudowires ("pseudowires" and "static_tunnels" keys).
 	Pseudowires   []control.Pseudowire
 	StaticTunnels []control.StaticTunnel
+	// LAC is the LAC role (the lac section).
+	LAC control.LAC
 }
 
 // Metrics configures the Prometheus endpoint; an empty Listen turns it
@@ -183,6 +185,7 @@ func (f *File) Control() control.Config {
 		PPP:               f.PPP,
 		RADIUS:            cloneRADIUS(f.RADIUS),
 		Store:             control.Store{Backend: f.Store.Backend, URL: f.Store.URL, NodeID: f.Store.NodeID, OutagePolicy: f.Store.OutagePolicy},
+		LAC:               cloneLAC(f.LAC),
 	}
 	cfg.Pseudowires = slices.Clone(f.Pseudowires)
 	for _, st := range f.StaticTunnels {

@@ -105,6 +105,7 @@ func (d *decoder) root(n *yaml.Node, f *File) {
 		{"radius", func(p string, v *yaml.Node) { d.radius(p, v, &f.RADIUS) }},
 		{"pseudowires", func(p string, v *yaml.Node) { d.pseudowires(p, v, f) }},
 		{"static_tunnels", func(p string, v *yaml.Node) { d.staticTunnels(p, v, f) }},
+		{"lac", func(p string, v *yaml.Node) { d.lac(p, v, &f.LAC) }},
 	})
 	d.crossCheck(f)
 }

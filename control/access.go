@@ -1,0 +1,585 @@
+package control
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/l2tpd/l2tpd/control/lac"
+	"github.com/l2tpd/l2tpd/control/tunnel"
+	"github.com/l2tpd/l2tpd/datapath"
+	"github.com/l2tpd/l2tpd/datapath/pppoe"
+	"github.com/l2tpd/l2tpd/ppp"
+)
+
+// LAC is the daemon's LAC role: subscribers' PPP arrives over PPPoE on
+// access interfaces, is authenticated just far enough to learn who they
+// are, and is tunneled to an LNS with proxy LCP and authentication (RFC
+// 2661 §4.4.5). It is off while PPPoE names no interface.
+type LAC struct {
+	// Listen are the local UDP addresses tunnels originate from; empty
+	// means one ephemeral port on all addresses.
+	Listen []string
+	// PPPoE are the access interfaces.
+	PPPoE []PPPoEAccess
+	// LNS are the tunnel endpoints realms refer to by name.
+	LNS []LACPeer
+	// Realms map the domain of user names to LNSs; the realm "*" (or
+	// "") is the default for the others.
+	Realms []LACRealm
+	// RADIUSTunnels sends an Access-Request for each subscriber and
+	// takes the LNSs from the Tunnel-* attributes of the Access-Accept
+	// (RFC 2868); realms then apply only when the answer has none.
+	RADIUSTunnels bool
+	// Auth lists the protocols offered to PPPoE clients, most preferred
+	// first: "chap" (CHAP-MD5), "pap". Default chap, pap.
+	Auth []string
+}
+
+// Enabled reports whether the LAC role runs.
+func (l *LAC) Enabled() bool { return len(l.PPPoE) > 0 }
+
+// PPPoEAccess is one access interface (RFC 2516 Access Concentrator).
+type PPPoEAccess struct {
+	Interface string
+	// ACName goes into PADO and PADS (default: the host name).
+	ACName string
+	// ServiceNames are offered; empty accepts any.
+	ServiceNames []string
+}
+
+// LACPeer is an LNS a LAC tunnels to.
+type LACPeer struct {
+	Name    string
+	Address netip.AddrPort
+	Secret  string
+	// Version is 2, 3 or 0 (L2TPv3 first, L2TPv2 when refused). Proxy
+	// LCP and authentication are L2TPv2 AVPs: over L2TPv3 the LNS
+	// negotiates LCP and authentication again with the client.
+	Version    int
+	HideAVPs   bool
+	Preference uint32
+}
+
+// LACRealm maps a realm to LNS names.
+type LACRealm struct {
+	Realm string
+	LNS   []string
+}
+
+// LAC-side session states, as show sessions reports them.
+const (
+	lacNegotiating = "negotiating" // LCP and authentication with the client
+	lacDialing     = "dialing"     // placing the call to an LNS
+	lacRelaying    = "relaying"    // frames relayed between PPPoE and L2TP
+)
+
+// pppoeMRU is the largest MRU over PPPoE (RFC 2516 §7).
+const pppoeMRU = 1492
+
+// access runs the LAC role: the LAC engine and one PPPoE reader per
+// interface. Nothing runs per session.
+type access struct {
+	cfg    LAC
+	host   string
+	log    *zap.Logger
+	engine *lac.LAC
+	ifaces []*accessIface
+	cands  func(user string) []lac.LNS
+	counts struct{ up, down, refused, failed atomic.Uint64 }
+}
+
+// accessIface owns one interface's AC state machine and sessions; mu
+// serialises the reader, the timer loop and the LAC engine's callbacks.
+type accessIface struct {
+	a        *access
+	name     string
+	conn     *pppoe.Conn
+	mu       sync.Mutex
+	ac       *pppoe.AC
+	sessions map[uint16]*lacSession
+	out      []byte
+	pout     ppp.Output
+}
+
+// lacSession is one subscriber: a PPPoE session, then an L2TP call.
+type lacSession struct {
+	ifc     *accessIface
+	id      uint16
+	peer    pppoe.MAC
+	started time.Time
+	state   string
+	eng     *ppp.Session // until the call is placed
+	proxy   tunnel.Proxy
+	papID   uint16
+	user    string
+	authP   string
+	call    lac.CallID
+	called  bool
+	gone    bool // PADT sent or received: the call must not come up
+	relay   atomic.Bool
+	key     datapath.SessionKey
+	up      lac.Session
+}
+
+func newAccess(c *Config, log *zap.Logger) (*access, error) {
+	cfg, host := c.LAC, c.HostName
+	a := &access{cfg: cfg, host: host, log: log}
+	byName := map[string]lac.LNS{}
+	for _, p := range cfg.LNS {
+		byName[p.Name] = lac.LNS{Name: p.Name, Addr: p.Address, Secret: []byte(p.Secret),
+			Version: uint8(p.Version), HideAVPs: p.HideAVPs, Preference: p.Preference}
+	}
+	var realms []lac.Realm
+	for _, r := range cfg.Realms {
+		lr := lac.Realm{Name: r.Realm}
+		for _, n := range r.LNS {
+			l, ok := byName[n]
+			if !ok {
+				return nil, fmt.Errorf("control: lac realm %q: no LNS %q", r.Realm, n)
+			}
+			lr.LNS = append(lr.LNS, l)
+		}
+		realms = append(realms, lr)
+	}
+	a.cands = func(user string) []lac.LNS { return lac.SelectByRealm(user, realms) }
+	eng, err := lac.New(lac.Config{HostName: host, Listen: cfg.Listen, Hello: c.Hello, ReceiveWindow: c.ReceiveWindow,
+		RetransmitInitial: c.RetransmitInitial, RetransmitCap: c.RetransmitCap, MaxRetransmits: c.MaxRetransmits,
+		HoldDown: 30 * time.Second, SetupTimeout: 30 * time.Second}, log.Named("lac"))
+	if err != nil {
+		return nil, fmt.Errorf("control: lac: %w", err)
+	}
+	a.engine = eng
+	return a, nil
+}
+
+// run opens the access interfaces and serves until ctx is done, then
+// hangs every call up.
+func (a *access) run(ctx context.Context, started chan<- error) {
+	key := make([]byte, 32)
+	rand.Read(key)
+	for _, p := range a.cfg.PPPoE {
+		conn, err := pppoe.Listen(p.Interface, pppoe.ListenOptions{})
+		if err != nil {
+			for _, ifc := range a.ifaces {
+				ifc.conn.Close()
+			}
+			started <- err
+			return
+		}
+		name := p.ACName
+		if name == "" {
+			name = a.host
+		}
+		ifc := &accessIface{a: a, name: p.Interface, conn: conn, sessions: map[uint16]*lacSession{},
+			ac: pppoe.NewAC(pppoe.ACConfig{Name: name, MAC: conn.HardwareAddr(), ServiceNames: p.ServiceNames, CookieKey: key})}
+		a.ifaces = append(a.ifaces, ifc)
+	}
+	ectx, stopEngine := context.WithCancel(context.Background())
+	engDone := make(chan error, 1)
+	go func() { engDone <- a.engine.Run(ectx) }()
+	select {
+	case <-a.engine.Ready():
+	case err := <-engDone:
+		for _, ifc := range a.ifaces {
+			ifc.conn.Close()
+		}
+		stopEngine()
+		started <- fmt.Errorf("control: lac: %w", err)
+		return
+	}
+	var wg sync.WaitGroup
+	for _, ifc := range a.ifaces {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := ifc.conn.Run(ctx, ifc.input); err != nil {
+				a.log.Error("pppoe reader stopped", zap.String("interface", ifc.name), zap.Error(err))
+			}
+		}()
+		go func() { defer wg.Done(); ifc.timers(ctx) }()
+		a.log.Info("pppoe access", zap.String("interface", ifc.name), zap.String("mac", ifc.conn.HardwareAddr().String()))
+	}
+	a.log.Info("lac tunnels from", zap.String("addr", a.engine.LocalAddr().String()))
+	started <- nil
+	<-ctx.Done()
+	wg.Wait()
+	for _, ifc := range a.ifaces {
+		ifc.closeAll()
+	}
+	time.Sleep(200 * time.Millisecond) // let the CDNs leave before the tunnels close
+	stopEngine()
+	<-engDone
+}
+
+// input handles one frame on the interface's reader goroutine.
+func (ifc *accessIface) input(f *pppoe.Frame, pkt []byte) {
+	now := time.Now()
+	if !f.Discovery() {
+		ifc.mu.Lock()
+		s := ifc.sessions[f.SessionID]
+		if s == nil || s.peer != f.Src {
+			ifc.mu.Unlock()
+			return
+		}
+		if s.relay.Load() {
+			key := s.key
+			ifc.mu.Unlock()
+			// RFC 2516 §6: the payload starts with the protocol field;
+			// SendFrame puts the FF 03 address and control field back.
+			_ = ifc.a.engine.SendFrame(key, f.Payload)
+			return
+		}
+		if s.eng != nil {
+			s.record(f.Payload, true)
+			s.eng.Input(now, f.Payload, &ifc.pout)
+			ifc.flush(s, now)
+		}
+		ifc.mu.Unlock()
+		return
+	}
+	ifc.mu.Lock()
+	defer ifc.mu.Unlock()
+	var ev pppoe.ACEvent
+	ifc.out, ev = ifc.ac.Discovery(now, f, ifc.out[:0])
+	if len(ifc.out) > 0 {
+		_ = ifc.conn.Write(ifc.out)
+	}
+	switch ev.Kind {
+	case pppoe.ACSessionUp:
+		ifc.start(now, ev.Session)
+	case pppoe.ACSessionDown:
+		if s := ifc.sessions[ev.Session.ID]; s != nil {
+			ifc.a.log.Info("pppoe PADT from client", ifc.fields(s)...)
+			ifc.drop(s, false)
+		}
+	case pppoe.ACRefused:
+		ifc.a.counts.refused.Add(1)
+	}
+}
+
+func (ifc *accessIface) fields(s *lacSession) []zap.Field {
+	return []zap.Field{zap.String("interface", ifc.name), zap.Uint16("pppoe_session_id", s.id),
+		zap.String("mac", s.peer.String()), zap.String("user", s.user)}
+}
+
+// start runs LCP and authentication with a new client (server role).
+func (ifc *accessIface) start(now time.Time, as pppoe.ACSession) {
+	var auth []ppp.AuthProto
+	for _, p := range ifc.a.cfg.Auth {
+		switch p {
+		case "chap":
+			auth = append(auth, ppp.AuthCHAPMD5)
+		case "pap":
+			auth = append(auth, ppp.AuthPAP)
+		}
+	}
+	if len(auth) == 0 {
+		auth = []ppp.AuthProto{ppp.AuthCHAPMD5, ppp.AuthPAP}
+	}
+	eng, err := ppp.NewSession(ppp.Config{Role: ppp.RoleServer, Rand: rand.Reader, MRU: pppoeMRU, MaxMRU: pppoeMRU,
+		Auth: auth, Name: ifc.a.host, IPv4: true, AuthTimeout: 20 * time.Second})
+	if err != nil {
+		ifc.a.log.Error("ppp", zap.Error(err))
+		return
+	}
+	s := &lacSession{ifc: ifc, id: as.ID, peer: as.Peer, started: now, state: lacNegotiating, eng: eng}
+	ifc.sessions[as.ID] = s
+	ifc.a.counts.up.Add(1)
+	ifc.a.log.Info("pppoe session", ifc.fields(s)...)
+	eng.Start(now, &ifc.pout)
+	ifc.flush(s, now)
+}
+
+// record keeps what proxy LCP and proxy authentication need (RFC 2661
+// §4.4.5): the client's first and last LCP Configure-Requests, ours, and
+// the PAP Identifier.
+func (s *lacSession) record(frame []byte, fromClient bool) {
+	proto, info, err := ppp.ParseFrame(frame)
+	if err != nil {
+		return
+	}
+	pk, err := ppp.ParsePacket(info)
+	if err != nil {
+		return
+	}
+	switch {
+	case proto == ppp.ProtoLCP && pk.Code == 1:
+		opts := append([]byte{}, pk.Data...)
+		if !fromClient {
+			s.proxy.LastSentConfReq = opts
+			return
+		}
+		if s.proxy.InitialReceivedConfReq == nil {
+			s.proxy.InitialReceivedConfReq = opts
+		}
+		s.proxy.LastReceivedConfReq = opts
+	case proto == ppp.ProtoPAP && pk.Code == 1 && fromClient:
+		s.papID = uint16(pk.ID)
+	}
+}
+
+// flush sends what the PPP engine produced and acts on its events.
+func (ifc *accessIface) flush(s *lacSession, now time.Time) {
+	out := &ifc.pout
+	for i := 0; i < out.NumFrames(); i++ {
+		fr := out.Frame(i)
+		s.record(fr, false)
+		ifc.sendPPP(s, fr)
+	}
+	// Reset clears the events: keep a copy to act on.
+	events := append([]ppp.Event(nil), out.Events...)
+	out.Reset()
+	for _, e := range events {
+		switch e.Kind {
+		case ppp.EventAuthRequest:
+			ifc.dial(s, e.Auth, now)
+		case ppp.EventLinkDown:
+			if s.eng != nil {
+				ifc.a.log.Info("pppoe client PPP down before the call", append(ifc.fields(s), zap.String("reason", e.Reason.String()))...)
+				ifc.drop(s, true)
+			}
+		}
+	}
+}
+
+// sendPPP sends a PPP frame (with or without FF 03) in a session packet.
+func (ifc *accessIface) sendPPP(s *lacSession, fr []byte) {
+	if len(fr) >= 2 && fr[0] == 0xff && fr[1] == 0x03 {
+		fr = fr[2:]
+	}
+	var buf [pppoe.HeaderLen + pppoe.MaxPPP]byte
+	if len(fr) > pppoe.MaxPPP {
+		return
+	}
+	b := pppoe.AppendSession(buf[:0], s.peer, ifc.conn.HardwareAddr(), s.id, fr)
+	_ = ifc.conn.Write(b)
+}
+
+// dial places the call with the credentials as proxy authentication.
+func (ifc *accessIface) dial(s *lacSession, req *ppp.AuthRequest, now time.Time) {
+	s.user = req.User
+	s.proxy.AuthenName = []byte(req.User)
+	switch req.Protocol {
+	case ppp.AuthPAP:
+		s.authP = "pap"
+		s.proxy.AuthenType = ppp.ProxyAuthPAP
+		s.proxy.AuthenID = s.papID
+		s.proxy.AuthenResponse = append([]byte{}, req.Password...)
+	case ppp.AuthCHAPMD5:
+		s.authP = "chap"
+		s.proxy.AuthenType = ppp.ProxyAuthCHAP
+		s.proxy.AuthenID = uint16(req.ID)
+		s.proxy.AuthenChallenge = append([]byte{}, req.Challenge...)
+		s.proxy.AuthenResponse = append([]byte{}, req.Response...)
+	default:
+		ifc.drop(s, true)
+		return
+	}
+	// The LNS answers the credentials: the local engine stops here.
+	s.eng = nil
+	s.state = lacDialing
+	cands := ifc.a.cands(s.user)
+	if len(cands) == 0 {
+		ifc.a.log.Warn("no LNS for the user's realm", ifc.fields(s)...)
+		ifc.drop(s, true)
+		return
+	}
+	proxy := s.proxy
+	id, err := ifc.a.engine.Dial(lac.CallRequest{UserName: s.user, CallingNumber: s.peer.String(),
+		FramingType: 1, Proxy: &proxy}, cands, s)
+	if err != nil {
+		ifc.a.log.Warn("dial", append(ifc.fields(s), zap.Error(err))...)
+		ifc.drop(s, true)
+		return
+	}
+	s.call, s.called = id, true
+}
+
+// drop ends a session on the PPPoE side (PADT when we end it) and hangs
+// its call up.
+func (ifc *accessIface) drop(s *lacSession, sendPADT bool) {
+	if s.gone {
+		return
+	}
+	s.gone = true
+	s.relay.Store(false)
+	delete(ifc.sessions, s.id)
+	ifc.a.counts.down.Add(1)
+	if sendPADT {
+		var out []byte
+		if out, ok := ifc.ac.Terminate(s.id, out); ok {
+			_ = ifc.conn.Write(out)
+		}
+	} else {
+		ifc.ac.Terminate(s.id, nil)
+	}
+	if s.called {
+		ifc.a.engine.Hangup(s.call, tunnel.Result{Code: 2, Message: "PPPoE session ended"}, nil)
+	}
+}
+
+// timers runs the PPP engines' timers of sessions still negotiating.
+func (ifc *accessIface) timers(ctx context.Context) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			ifc.mu.Lock()
+			for _, s := range ifc.sessions {
+				if s.eng == nil {
+					continue
+				}
+				if d, ok := s.eng.Deadline(); ok && !now.Before(d) {
+					s.eng.Tick(now, &ifc.pout)
+					ifc.flush(s, now)
+				}
+			}
+			ifc.mu.Unlock()
+		}
+	}
+}
+
+func (ifc *accessIface) closeAll() {
+	ifc.mu.Lock()
+	defer ifc.mu.Unlock()
+	for _, s := range ifc.sessions {
+		ifc.drop(s, true)
+	}
+}
+
+// Up: the call is established; relay from now on (lac.Handler).
+func (s *lacSession) Up(ls lac.Session) {
+	ifc := s.ifc
+	ifc.mu.Lock()
+	defer ifc.mu.Unlock()
+	if s.gone {
+		ifc.a.engine.Hangup(ls.ID, tunnel.Result{Code: 2, Message: "PPPoE session ended"}, nil)
+		return
+	}
+	s.up, s.key, s.state = ls, ls.Key, lacRelaying
+	s.relay.Store(true)
+	ifc.a.log.Info("lac session up", append(ifc.fields(s), zap.String("lns", ls.LNS.Name),
+		zap.Uint32("tunnel_id", ls.TunnelID), zap.Uint32("session_id", ls.SessionID))...)
+}
+
+// Down: the call ended or failed; the PPPoE session ends with it.
+func (s *lacSession) Down(id lac.CallID, r lac.Reason) {
+	ifc := s.ifc
+	ifc.mu.Lock()
+	defer ifc.mu.Unlock()
+	if r.Err != nil {
+		ifc.a.counts.failed.Add(1)
+	}
+	ifc.a.log.Info("lac call down", append(ifc.fields(s), zap.Uint16("result", r.Result.Code), zap.Bool("by_lns", r.ByPeer), zap.Error(r.Err))...)
+	s.called = false
+	ifc.drop(s, true)
+}
+
+// Frame relays a PPP frame from the LNS to the client (RFC 2516 §6).
+func (s *lacSession) Frame(id lac.CallID, frame []byte) {
+	if !s.relay.Load() {
+		return
+	}
+	s.ifc.sendPPP(s, frame)
+}
+
+// sessions lists the LAC-side sessions for show sessions.
+func (a *access) sessions() []SessionInfo {
+	now := time.Now()
+	var out []SessionInfo
+	for _, ifc := range a.ifaces {
+		ifc.mu.Lock()
+		for _, s := range ifc.sessions {
+			si := SessionInfo{Role: "lac", State: s.state, UserName: s.user, AuthProtocol: s.authP,
+				MAC: s.peer.String(), PPPoESessionID: s.id, Interface: ifc.name, CallingNumber: s.peer.String(),
+				ProxyLCP: s.proxy.LastSentConfReq != nil, Since: s.started, UptimeSeconds: now.Sub(s.started).Seconds()}
+			if s.state == lacRelaying {
+				si.LNS = s.up.LNS.Name
+				si.Peer = s.up.LNS.Addr.String()
+				si.Version = int(s.up.Version)
+				si.TunnelID, si.PeerTunnelID = s.up.TunnelID, s.up.PeerTunnelID
+				si.SessionID, si.PeerSessionID = s.up.SessionID, s.up.PeerSessionID
+				if c, ok := a.engine.Engine().Counters(s.key); ok {
+					si.RxPackets, si.RxBytes, si.TxPackets, si.TxBytes = c.RxPackets, c.RxBytes, c.TxPackets, c.TxBytes
+				}
+			}
+			out = append(out, si)
+		}
+		ifc.mu.Unlock()
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Interface != out[j].Interface {
+			return out[i].Interface < out[j].Interface
+		}
+		return out[i].PPPoESessionID < out[j].PPPoESessionID
+	})
+	return out
+}
+
+// validateLAC checks the LAC section; every problem is reported.
+func validateLAC(l *LAC) error {
+	if !l.Enabled() {
+		return nil
+	}
+	var errs []string
+	names := map[string]bool{}
+	for _, p := range l.LNS {
+		if p.Name == "" || names[p.Name] {
+			errs = append(errs, fmt.Sprintf("lac: LNS name %q empty or repeated", p.Name))
+		}
+		names[p.Name] = true
+		if p.Version != 0 && p.Version != 2 && p.Version != 3 {
+			errs = append(errs, fmt.Sprintf("lac: LNS %q: version %d", p.Name, p.Version))
+		}
+	}
+	for _, r := range l.Realms {
+		for _, n := range r.LNS {
+			if !names[n] {
+				errs = append(errs, fmt.Sprintf("lac: realm %q names no LNS %q", r.Realm, n))
+			}
+		}
+	}
+	for _, a := range l.Auth {
+		if a != "chap" && a != "pap" {
+			errs = append(errs, fmt.Sprintf("lac: auth %q (chap or pap)", a))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// startAccess starts the LAC role and waits until its interfaces are
+// open; done is closed when it has stopped.
+func (s *Server) startAccess(ctx context.Context, cfg *Config, done chan struct{}) error {
+	a, err := newAccess(cfg, s.log)
+	if err != nil {
+		close(done)
+		return err
+	}
+	started := make(chan error, 1)
+	go func() {
+		defer close(done)
+		a.run(ctx, started)
+	}()
+	if err := <-started; err != nil {
+		<-done
+		return fmt.Errorf("control: lac: %w", err)
+	}
+	s.access.Store(a)
+	return nil
+}
