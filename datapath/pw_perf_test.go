@@ -30,9 +30,13 @@ import (
 //     sendmmsg with a destination and IP_PKTINFO per message) on
 //     non-blocking descriptors, waiting in poll(2) only on EAGAIN, that
 //     strips or prepends a fixed header and does nothing else: the limit;
-//   - impl=l2tpd: the Engine with one Ethernet session (4-byte cookie,
-//     default L2-specific sublayer, no sequencing) on a TAP, read by its
-//     epoll TAP reader.
+//   - impl=l2tpd-plain: the Engine with one Ethernet session (4-byte
+//     cookie, default L2-specific sublayer, no sequencing) on a TAP, read
+//     by its epoll TAP reader, with UDP GSO and GRO off: the same system
+//     calls as the raw loop;
+//   - impl=l2tpd: the same with the defaults, where downstream the
+//     messages of one sendmmsg batch to the peer leave as UDP_SEGMENT
+//     super-datagrams when the kernel supports it.
 //
 // The generator blasts prebuilt datagrams with sendmmsg from a locked
 // thread: upstream L2TPv3 messages to the LNS socket over loopback (their
@@ -49,9 +53,9 @@ func BenchmarkPWForward(b *testing.B) {
 	perfRequireRoot(b)
 	for _, dir := range []string{"up", "down"} {
 		for _, size := range []int{64, 1400} {
-			for _, impl := range []string{"raw", "l2tpd"} {
+			for _, impl := range []string{"raw", "l2tpd-plain", "l2tpd"} {
 				b.Run(fmt.Sprintf("dir=%s/size=%d/impl=%s", dir, size, impl), func(b *testing.B) {
-					runPWForward(b, dir == "up", size, impl == "l2tpd")
+					runPWForward(b, dir == "up", size, impl)
 				})
 			}
 		}
@@ -235,7 +239,8 @@ func pwPerfOpenTAP(name string) (int, error) {
 	return fd, nil
 }
 
-func runPWForward(b *testing.B, up bool, size int, l2tpd bool) {
+func runPWForward(b *testing.B, up bool, size int, impl string) {
+	l2tpd, plain := strings.HasPrefix(impl, "l2tpd"), impl == "l2tpd-plain"
 	ns := perfNamespace(b)
 	var (
 		e      *Engine
@@ -244,7 +249,7 @@ func runPWForward(b *testing.B, up bool, size int, l2tpd bool) {
 	)
 	perfIn(b, ns, func() (err error) {
 		if l2tpd {
-			if e, err = New(Config{Batch: perfBatch}, pu); err != nil {
+			if e, err = New(Config{Batch: perfBatch, DisableGSO: plain, DisableGRO: plain}, pu); err != nil {
 				return err
 			}
 			return e.OpenTAP(pwPerfTAP, 1500)
@@ -338,6 +343,9 @@ func runPWForward(b *testing.B, up bool, size int, l2tpd bool) {
 			}
 			if n := pu.n.Load(); n != 0 {
 				return fmt.Errorf("%d messages went up instead of being forwarded", n)
+			}
+			if st := e.Stats(); !up && st["offload_udp_gso_sockets"] == 1 && st["offload_gso_sent"] == 0 {
+				return fmt.Errorf("GSO is on but no super-datagram was sent; stats %v", st)
 			}
 			return nil
 		}
