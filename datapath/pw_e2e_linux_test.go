@@ -373,3 +373,111 @@ func (p *packetSock) recv(t *testing.T, etherType uint16) (uint16, []byte) {
 	t.Fatal("no frame received")
 	return 0, nil
 }
+
+// RFC 3931 §4.1.1.2: a PPP session over L2TPv3 over IP, on a real raw
+// socket. An ICMP echo request in a data message reaches the kernel
+// through the TUN and the reply comes back IP-encapsulated with the
+// peer's cookie and sublayer; PPP control frames (SendFrame) and control
+// messages (Session ID 0, both ways) take the same socket.
+func TestPPPOverIPInNetns(t *testing.T) {
+	requireRoot(t)
+	ns := newNetnsNamed(t, "pppip")
+	up := &chanUp{control: make(chan []byte, 16), frames: make(chan []byte, 16), to: make(chan netip.Addr, 16)}
+	local, peer := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
+	tunAddr, subAddr := netip.MustParseAddr("10.97.0.1"), netip.MustParseAddr("100.64.7.10")
+	var (
+		e     *Engine
+		sock  *Socket
+		lac   net.PacketConn
+		err   error
+		key   = SessionKey{Version: 3, Session: 0x3003}
+		peerS = uint32(0x4004)
+	)
+	if err := InNetns(ns, func() (err error) {
+		if e, err = New(Config{TUN: "l2tpip0", Batch: 8}, up); err != nil {
+			return err
+		}
+		if sock, err = e.AddIPSocket(local); err != nil {
+			return err
+		}
+		lac, err = net.ListenPacket("ip4:115", peer.String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer lac.Close()
+	ipCmd(t, "-n", ns, "addr", "add", tunAddr.String()+"/32", "dev", "l2tpip0")
+	ipCmd(t, "-n", ns, "route", "add", subAddr.String()+"/32", "dev", "l2tpip0")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if err := e.Install(Session{Key: key, PeerSession: peerS, Peer: netip.AddrPortFrom(peer, 0), Local: local,
+		Socket: sock, IPv4: subAddr, Cookie: []byte{1, 2, 3, 4}, PeerCookie: []byte{5, 6, 7, 8},
+		L2SpecificSublayer: true}); err != nil {
+		t.Fatal(err)
+	}
+	to := &net.IPAddr{IP: local.AsSlice()}
+	lac.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 2048)
+	read := func() []byte { // (*net.IPConn).ReadFrom strips the IPv4 header
+		t.Helper()
+		n, _, err := lac.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("nothing from the engine: %v; stats %v", err, e.Stats())
+		}
+		return buf[:n]
+	}
+
+	// Control messages both ways.
+	ctl := []byte{0, 0, 0, 0, 0xc8, 0x03, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0}
+	if _, err := lac.WriteTo(ctl, to); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-up.control; !bytes.Equal(got, ctl) {
+		t.Fatalf("control upcall % x", got)
+	}
+	if got := <-up.to; got != local {
+		t.Fatalf("control message to %v", got)
+	}
+	if err := sock.WriteControl(ctl, netip.AddrPortFrom(peer, 1701), local); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); !bytes.Equal(got, ctl) {
+		t.Fatalf("WriteControl sent % x", got)
+	}
+
+	// A PPP frame down.
+	if err = e.SendFrame(key, []byte{0xc0, 0x21, 9, 1, 0, 8, 0, 0, 0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	want := AppendV3IP(nil, Header{Session: peerS, Cookie: []byte{5, 6, 7, 8}, L2SS: true}, []byte{0xff, 0x03, 0xc0, 0x21, 9, 1, 0, 8, 0, 0, 0, 0})
+	if got := read(); !bytes.Equal(got, want) {
+		t.Fatalf("SendFrame sent % x, want % x", got, want)
+	}
+
+	// IPv4 through the kernel and back.
+	msg := AppendV3IP(nil, Header{Session: key.Session, Cookie: []byte{1, 2, 3, 4}, L2SS: true},
+		pppFrame(ProtoIPv4, echoRequest(subAddr, tunAddr, 0x4545, 1)))
+	if _, err := lac.WriteTo(msg, to); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		h, frame, err := ParseV3IP(read(), 4, true)
+		if err != nil || h.Session != peerS || !bytes.Equal(h.Cookie, []byte{5, 6, 7, 8}) {
+			t.Fatalf("reply header %+v: %v", h, err)
+		}
+		proto, ip, ok := ParsePPP(frame)
+		if !ok || proto != ProtoIPv4 || ip[9] != 1 {
+			continue // the kernel may route other traffic to the subscriber
+		}
+		icmp := ip[int(ip[0]&0xf)*4:]
+		if netip.AddrFrom4([4]byte(ip[16:20])) != subAddr || icmp[0] != 0 || binary.BigEndian.Uint16(icmp[4:]) != 0x4545 {
+			t.Fatalf("not our echo reply: % x", ip)
+		}
+		break
+	}
+	if c, _ := e.Counters(key); c.RxPackets != 1 || c.TxPackets < 2 {
+		t.Fatalf("counters %+v", c)
+	}
+}

@@ -455,7 +455,8 @@ func (f *pwForwarder) flush() {
 
 // LinkUp reports whether an interface is administratively up and
 // operationally up (IFF_UP and IFF_RUNNING: for a TAP, a reader is
-// attached and the carrier is on).
+// attached and the carrier is on). It looks in the calling thread's
+// network namespace: wrap it in InNetns for a TAP in another one.
 func LinkUp(name string) (bool, error) {
 	s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
