@@ -148,9 +148,11 @@ type counters struct {
 	tap atomic.Pointer[Tap]
 }
 
-// Tap receives a session's L2TP packets (UDP payloads) while a capture
-// runs: out is true for what l2tpd sends. It is called on the packet path
-// and must copy pkt and return at once (drop rather than block).
+// Tap receives a session's L2TP packets (UDP payloads; for a session on
+// an IP socket, the IP payload, which starts at the Session ID, and peer's
+// port is 0) while a capture runs: out is true for what l2tpd sends. It is
+// called on the packet path and must copy pkt and return at once (drop
+// rather than block).
 type Tap func(out bool, pkt []byte, peer netip.AddrPort, local netip.Addr)
 
 // SetTap starts (t non-nil) or stops (nil) copying a session's packets to
