@@ -7,12 +7,17 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/l2tpd/l2tpd/aaa/radiustest"
 )
 
 var lacBench struct {
@@ -208,5 +213,94 @@ func checkLACCapture(t *testing.T, file, secret string) {
 	// ICRP); what it does hide is checked by unhideAll above.
 	if hiddenFrom[xlLACAddr] == 0 {
 		t.Errorf("hidden AVPs by sender %v; messages %v", hiddenFrom, types)
+	}
+}
+
+// startL2tpns runs l2tpns as LNS in ns, on a TUN device of its own,
+// authenticating against a FreeRADIUS in the same namespace.
+func startL2tpns(t *testing.T, ns, secret string, radius netip.AddrPort) *proc {
+	t.Helper()
+	dir := t.TempDir()
+	logFile := filepath.Join(dir, "l2tpns.log")
+	conf := fmt.Sprintf(`set debug 3
+set log_file %q
+set pid_file %q
+set l2tp_secret %q
+set primary_dns 192.0.2.53
+set primary_radius %s
+set primary_radius_port %d
+set radius_secret %q
+set radius_accounting no
+set radius_authtypes "chap,pap"
+set bind_address %s
+set cli_bind_address 127.0.0.1
+set cluster_interface %q
+set cluster_hb_timeout 5
+set allow_duplicate_users yes
+`, logFile, filepath.Join(dir, "l2tpns.pid"), secret, radius.Addr(), radius.Port(), radiustest.Secret, xlLNSAddr, xlLNSIf)
+	if err := os.WriteFile(filepath.Join(dir, "startup-config"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { killNetnsProcs(ns) })
+	p := startProc(t, "l2tpns", filepath.Join(dir, "stdout.log"),
+		"ip", "netns", "exec", ns, "l2tpns", "-c", filepath.Join(dir, "startup-config"), "-h", "l2tpns-e2e")
+	// l2tpns logs to its log file once the configuration is read.
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		b, _ := os.ReadFile(logFile)
+		if strings.Contains(string(b), "I am declaring myself the master") {
+			break
+		}
+		if p.exited() || time.Now().After(deadline) {
+			t.Fatalf("l2tpns not ready (exited %v):\n%s\n%s", p.exited(), b, p.log())
+		}
+		time.Sleep(pollInterval)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile)
+			t.Logf("---- l2tpns log ----\n%s", b)
+		}
+	})
+	return p
+}
+
+// Our LAC against l2tpns as LNS (RFC 2661 tunnel with a secret): PPP
+// comes up with CHAP-MD5 and with PAP, both checked by FreeRADIUS
+// (RFC 2865), and ICMP echoes to l2tpns' address come back through the
+// tunnel (l2tpns forwards them to its TUN; the kernel answers).
+func TestE2ELACL2tpnsLNS(t *testing.T) {
+	requireE2E(t, "l2tpns", "freeradius")
+	nets := newNetnsPair(t)
+	fr := radiustest.New(t, "e2e Cleartext-Password := \"e2e-pass\"\n")
+	fr.AllowWithoutMessageAuthenticator()
+	if err := inNetns(nets.lns, func() error { fr.Start(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	startL2tpns(t, nets.lns, "lac-l2tpns-secret", fr.Auth())
+	for _, tc := range []struct {
+		auth     string
+		sessions int
+	}{{"chap", 3}, {"pap", 2}} {
+		rep := runBench(t, nets.lac, "-lns", xlLNSAddr, "-secret", "lac-l2tpns-secret", "-sessions", strconv.Itoa(tc.sessions),
+			"-auth", tc.auth, "-user", "e2e", "-password", "e2e-pass", "-timeout", "20s", "-traffic", "20", "-duration", "2s")
+		if rep.Up != int64(tc.sessions) || rep.Failed != 0 {
+			t.Fatalf("%s: up %d failed %d %v", tc.auth, rep.Up, rep.Failed, rep.FailedBy)
+		}
+		if rep.Latency["auth"].Count != tc.sessions {
+			t.Fatalf("%s: %d authentications timed", tc.auth, rep.Latency["auth"].Count)
+		}
+		if rep.DataSent == 0 || rep.DataReceived*10 < rep.DataSent*9 {
+			t.Fatalf("%s: %d echo requests sent, %d replies", tc.auth, rep.DataSent, rep.DataReceived)
+		}
+	}
+	if n := strings.Count(fr.Log(), "Sent Access-Accept"); n < 5 {
+		t.Fatalf("FreeRADIUS sent %d Access-Accepts, want 5:\n%s", n, fr.Log())
+	}
+	// A wrong password is refused by FreeRADIUS, and l2tpns clears the call.
+	rep := runBench(t, nets.lac, "-lns", xlLNSAddr, "-secret", "lac-l2tpns-secret", "-auth", "chap", "-user", "e2e",
+		"-password", "wrong", "-timeout", "20s")
+	if rep.Up != 0 || rep.Failed != 1 {
+		t.Fatalf("wrong password: up %d failed %d %v", rep.Up, rep.Failed, rep.FailedBy)
 	}
 }

@@ -150,6 +150,7 @@ type shard struct {
 	v3ids   map[uint32]struct{}
 	timers  timerHeap
 	pkts    [][]byte
+	ups     []Session // installed, the handler not told yet
 
 	ctr       counters
 	ntunnels  atomic.Int64
@@ -477,19 +478,22 @@ func (sh *shard) nshards() int {
 
 // service flushes a tunnel's output and events and reschedules it.
 func (sh *shard) service(now time.Time, te *tunnelEntry) {
+	// Events first: a session that came up with the ICRP is installed in
+	// the datapath before its ICCN leaves, so the LNS's first LCP frame,
+	// sent on receipt of the ICCN, finds it. The handler hears of it only
+	// after the ICCN is out, so its PPP never overtakes the ICCN.
+	sh.drainEvents(now, te)
 	for i := 0; i < 8; i++ {
 		sh.pkts = te.t.Poll(now, sh.pkts[:0])
 		for _, p := range sh.pkts {
 			_ = sh.out.WriteControl(p, te.peer)
 		}
-		evs := te.t.Events()
-		if len(evs) == 0 {
+		sh.announce()
+		if sh.drainEvents(now, te) == 0 {
 			break
 		}
-		for _, ev := range evs {
-			sh.report(now, te, ev)
-		}
 	}
+	sh.announce()
 	if te.t.Done() {
 		sh.removeTunnel(te)
 		return
@@ -513,6 +517,26 @@ func (sh *shard) service(now time.Time, te *tunnelEntry) {
 		te.scheduled = d
 		heap.Push(&sh.timers, timerItem{at: d, kind: timerTunnel, id: uint64(te.t.ID())})
 	}
+}
+
+func (sh *shard) drainEvents(now time.Time, te *tunnelEntry) int {
+	evs := te.t.Events()
+	for _, ev := range evs {
+		sh.report(now, te, ev)
+	}
+	return len(evs)
+}
+
+// announce tells handlers of the sessions installed since the last call.
+func (sh *shard) announce() {
+	for len(sh.ups) > 0 {
+		u := sh.ups[0]
+		sh.ups = sh.ups[1:]
+		if c := sh.calls[u.ID]; c != nil && c.up {
+			c.h.Up(u)
+		}
+	}
+	sh.ups = sh.ups[:0]
 }
 
 func (sh *shard) removeTunnel(te *tunnelEntry) {
@@ -629,7 +653,7 @@ func (sh *shard) sessionUp(now time.Time, te *tunnelEntry, c *call, s *tunnel.Se
 	sh.owns.m.Store(key, struct{}{})
 	sh.nsessions.Add(1)
 	sh.ctr.callsUp.Add(1)
-	c.h.Up(Session{
+	sh.ups = append(sh.ups, Session{
 		ID: c.id, Key: key, LNS: te.lns, Version: t.Version(),
 		TunnelID: t.ID(), PeerTunnelID: t.Peer().TunnelID, SessionID: s.ID, PeerSessionID: s.PeerID,
 		PeerHostName: t.Peer().HostName, Dialed: c.dialed, TunnelUp: c.tunUp, SessionUp: now, Attempts: c.attempts,

@@ -430,3 +430,35 @@ func TestV3SessionKeys(t *testing.T) {
 		}
 	}
 }
+
+// orderingNet records, when the ICCN leaves, whether the session is
+// already installed and whether the handler was already told.
+type orderingNet struct {
+	*fakeNet
+	r                         *recorder
+	iccnSeen, installedAtICCN bool
+	upBeforeICCN              bool
+}
+
+func (o *orderingNet) WriteControl(pkt []byte, to netip.AddrPort) error {
+	if m, err := wire.ParseMessage(pkt, wire.EncapUDP, nil); err == nil && m.Type == wire.MsgICCN {
+		o.iccnSeen = true
+		o.installedAtICCN = len(o.dp.installed) == 1
+		o.upBeforeICCN = len(o.r.ups) > 0
+	}
+	return o.fakeNet.WriteControl(pkt, to)
+}
+
+// The LNS sends its first LCP Configure-Request as soon as it has our
+// ICCN (RFC 2661 §5.2 leaves no gap): the session must be in the datapath
+// before the ICCN leaves, and our own PPP must not start before it.
+func TestInstalledBeforeICCN(t *testing.T) {
+	a := newLNS("198.51.100.1:1701")
+	n := newFakeNet(t, Config{}, a)
+	o := &orderingNet{fakeNet: n, r: newRecorder()}
+	n.sh.out = o
+	n.dial(1, o.r, LNS{Addr: a.addr, Version: 2})
+	if !o.iccnSeen || !o.installedAtICCN || o.upBeforeICCN || len(o.r.ups) != 1 {
+		t.Fatalf("ICCN %v installed %v handler told before %v ups %d", o.iccnSeen, o.installedAtICCN, o.upBeforeICCN, len(o.r.ups))
+	}
+}
