@@ -7,7 +7,10 @@ import (
 	"os/exec"
 	"strings"
 
+	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+
+	"github.com/l2tpd/l2tpd/control/pool"
 )
 
 // listenUDP binds one L2TP UDP socket; the datapath reads it.
@@ -38,33 +41,137 @@ func listenUDP(addr string) (*net.UDPConn, error) {
 	return conn, nil
 }
 
+// routeState is what l2tpd installed in the kernel's routing table: a
+// route to the TUN for every prefix of every pool, and of every pool a
+// reload removed or redefined while it still has leases.
+type routeState struct {
+	dev       string
+	installed map[netip.Prefix]bool
+	// draining are replaced pools with live leases: their routes stay
+	// until the last lease ends.
+	draining []drainingPool
+	lastErr  string // logged once
+}
+
+type drainingPool struct {
+	p   *pool.Pool
+	cfg Pool
+}
+
 // setupKernelRoutes gives the TUN our PPP address and routes every
-// pool toward it, so the host sends subscribers' traffic to l2tpd. It
-// runs once at start; per-session routing is the datapath's own table.
+// pool toward it, so the host sends subscribers' traffic to l2tpd.
+// Reloads keep the pool routes in step (syncRoutes); per-session
+// routing is the datapath's own table.
 func (s *Server) setupKernelRoutes(dev string, cfg *Config) error {
 	var errs []string
-	run := func(args ...string) {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			errs = append(errs, fmt.Sprintf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out))))
-		}
-	}
 	if a := cfg.PPP.LocalIPv4; a.IsValid() {
-		run("addr", "replace", netip.PrefixFrom(a, 32).String(), "dev", dev)
+		if err := runIP("addr", "replace", netip.PrefixFrom(a, 32).String(), "dev", dev); err != nil {
+			errs = append(errs, err.Error())
+		}
 	}
-	for _, p := range cfg.Pools {
-		for _, r := range p.IPv4 {
-			for _, pfx := range rangePrefixes(r.First, r.Last) {
-				run("route", "replace", pfx.String(), "dev", dev)
-			}
-		}
-		if p.IPv6.IsValid() {
-			run("-6", "route", "replace", p.IPv6.Masked().String(), "dev", dev)
-		}
+	s.routes = routeState{dev: dev, installed: map[netip.Prefix]bool{}}
+	if err := s.syncRoutes(); err != nil {
+		errs = append(errs, err.Error())
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+func runIP(args ...string) error {
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// poolPrefixes are the prefixes that cover a pool's addresses.
+func poolPrefixes(p Pool) []netip.Prefix {
+	var out []netip.Prefix
+	for _, r := range p.IPv4 {
+		out = append(out, rangePrefixes(r.First, r.Last)...)
+	}
+	if p.IPv6.IsValid() {
+		out = append(out, p.IPv6.Masked())
+	}
+	return out
+}
+
+// drainPool keeps old's routes while it has leases (reloadMu held).
+func (s *Server) drainPool(p *pool.Pool, cfg Pool) {
+	if s.routes.dev == "" {
+		return
+	}
+	s.routes.draining = append(s.routes.draining, drainingPool{p: p, cfg: cfg})
+}
+
+// syncRoutes installs the routes of the running pools and of draining
+// pools with leases, and removes the others l2tpd installed. Called at
+// start, after each reload and periodically (reloadMu held, or before
+// the shards run).
+func (s *Server) syncRoutes() error {
+	rs := &s.routes
+	if rs.dev == "" {
+		return nil
+	}
+	want := map[netip.Prefix]bool{}
+	for _, p := range s.config().Pools {
+		for _, pfx := range poolPrefixes(p) {
+			want[pfx] = true
+		}
+	}
+	kept := rs.draining[:0]
+	for _, d := range rs.draining {
+		if len(d.p.Leases()) == 0 {
+			continue
+		}
+		kept = append(kept, d)
+		for _, pfx := range poolPrefixes(d.cfg) {
+			want[pfx] = true
+		}
+	}
+	clear(rs.draining[len(kept):])
+	rs.draining = kept
+	var errs []string
+	for pfx := range want {
+		if rs.installed[pfx] {
+			continue
+		}
+		if err := runIP(family(pfx), "route", "replace", pfx.String(), "dev", rs.dev); err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		rs.installed[pfx] = true
+	}
+	for pfx := range rs.installed {
+		if want[pfx] {
+			continue
+		}
+		// Forgotten even when ip fails (the route may be gone
+		// already): an error is not retried every second.
+		if err := runIP(family(pfx), "route", "del", pfx.String(), "dev", rs.dev); err != nil {
+			errs = append(errs, err.Error())
+		}
+		delete(rs.installed, pfx)
+	}
+	if len(errs) > 0 {
+		err := fmt.Errorf("control: kernel routes: %s", strings.Join(errs, "; "))
+		if err.Error() != rs.lastErr {
+			s.log.Warn("kernel routes for the pools", zap.Error(err))
+		}
+		rs.lastErr = err.Error()
+		return err
+	}
+	rs.lastErr = ""
+	return nil
+}
+
+func family(p netip.Prefix) string {
+	if p.Addr().Is4() {
+		return "-4"
+	}
+	return "-6"
 }
 
 // rangePrefixes covers an inclusive IPv4 range with the fewest prefixes.

@@ -96,8 +96,11 @@ type Diff struct {
 	// DrainingSessions hold addresses from pools that were removed or
 	// redefined: they keep them, no new lease comes from the old pool.
 	DrainingSessions []uint32 `json:"draining_sessions"`
-	Applied          bool     `json:"applied"`
-	ConfigHash       string   `json:"config_hash"`
+	// ListenerTunnels run over removed listeners: they are kept until
+	// they end, and the socket closes with the last of them.
+	ListenerTunnels []uint32 `json:"listener_tunnels"`
+	Applied         bool     `json:"applied"`
+	ConfigHash      string   `json:"config_hash"`
 }
 
 // Reload applies cfg as a diff against the running configuration, or
@@ -112,6 +115,19 @@ func (s *Server) Reload(ctx context.Context, cfg Config, dryRun bool) (Diff, err
 	if err := s.impact(ctx, old, &cfg, &d); err != nil {
 		return d, err
 	}
+	removed := listenAdded(&cfg, old.cfg)
+	lt, err := s.tunnelsOnListeners(ctx, removed)
+	if err != nil {
+		return d, err
+	}
+	d.ListenerTunnels = lt
+	for _, a := range removed {
+		for i, c := range d.Changes {
+			if c == "listen "+a+" removed" {
+				d.Changes[i] = fmt.Sprintf("listen %s removed: no new tunnels on it; its tunnels are kept until they end", a)
+			}
+		}
+	}
 	if len(d.RequiresRestart) > 0 {
 		return d, fmt.Errorf("control: reload rejected: %v need a restart", d.RequiresRestart)
 	}
@@ -122,11 +138,24 @@ func (s *Server) Reload(ctx context.Context, cfg Config, dryRun bool) (Diff, err
 	if err != nil {
 		return d, err
 	}
+	// New listeners are bound before anything changes: an address in
+	// use rejects the reload whole.
+	var added []*listener
+	if s.eng != nil {
+		if added, err = s.bindListeners(listenAdded(old.cfg, &cfg)); err != nil {
+			return d, fmt.Errorf("control: reload rejected: %w", err)
+		}
+	}
 	// RADIUS goes first: it is the part that can still fail (a DAE
 	// address in use), and the new servers must be in place when the
 	// shards see a configuration that names them.
 	if s.aaa.stop != nil && (!radiusEqual(old.cfg.RADIUS, cfg.RADIUS) || old.cfg.HostName != cfg.HostName) {
 		if err := s.applyRADIUS(old.cfg, &cfg); err != nil {
+			for _, l := range added {
+				if !l.draining {
+					_ = l.sk.Release()
+				}
+			}
 			return d, fmt.Errorf("control: reload rejected: %w", err)
 		}
 	}
@@ -148,6 +177,9 @@ func (s *Server) Reload(ctx context.Context, cfg Config, dryRun bool) (Diff, err
 	for name, op := range old.pools {
 		if snap.pools[name] != op {
 			op.Drain()
+			if pc := old.poolConfig(name); pc != nil {
+				s.drainPool(op, *pc)
+			}
 		}
 	}
 	s.snap.Store(snap)
@@ -164,18 +196,10 @@ func (s *Server) Reload(ctx context.Context, cfg Config, dryRun bool) (Diff, err
 		}
 	})
 	if s.eng != nil {
-		for _, addr := range listenAdded(old.cfg, &cfg) {
-			nsk, lerr := s.listen(s.eng, addr)
-			if lerr == nil {
-				s.sockMu.Lock()
-				s.socks = append(s.socks, nsk)
-				s.sockMu.Unlock()
-				s.log.Info("listening", zap.String("addr", nsk.LocalAddr().String()))
-				continue
-			}
-			s.log.Error("reload: listen", zap.String("addr", addr), zap.Error(lerr))
-		}
+		s.applyListeners(added, removed)
+		_ = s.reapListeners(ctx)
 	}
+	_ = s.syncRoutes()
 	if perr := s.applyPseudowires(ctx, old.cfg, &cfg); perr != nil {
 		s.log.Error("reload: pseudowires", zap.Error(perr))
 		err = errors.Join(err, perr)
@@ -197,13 +221,13 @@ func listenAdded(a, b *Config) []string {
 
 // diffConfig lists the differences an operator cares about.
 func diffConfig(a, b *Config) Diff {
-	d := Diff{Changes: []string{}, AffectedTunnels: []uint32{}, DrainingSessions: []uint32{}}
+	d := Diff{Changes: []string{}, AffectedTunnels: []uint32{}, DrainingSessions: []uint32{}, ListenerTunnels: []uint32{}}
 	add := func(f string, args ...any) { d.Changes = append(d.Changes, fmt.Sprintf(f, args...)) }
 	for _, l := range listenAdded(a, b) {
 		add("listen %s added", l)
 	}
 	for _, l := range listenAdded(b, a) {
-		d.RequiresRestart = append(d.RequiresRestart, "listen "+l+" removed")
+		add("listen %s removed", l)
 	}
 	if a.Shards != b.Shards {
 		d.RequiresRestart = append(d.RequiresRestart, "control.shards")

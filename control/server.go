@@ -33,10 +33,13 @@ type Server struct {
 	log   *zap.Logger
 	ready chan struct{}
 
-	eng    *datapath.Engine
-	dp     dataplane
-	sockMu sync.Mutex
-	socks  []*datapath.Socket
+	eng       *datapath.Engine
+	dp        dataplane
+	sockMu    sync.Mutex
+	socks     []*datapath.Socket
+	listeners listenerSet
+	// routes are the pool routes in the kernel (reloadMu).
+	routes routeState
 	// snap is the running configuration: read by the shards on every
 	// decision, replaced whole by Reload.
 	snap     atomic.Pointer[snapshot]
@@ -115,7 +118,9 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, addr := range cfg.Listen {
 		sk, err := s.listen(eng, addr)
 		if err == nil {
-			s.socks = append(s.socks, sk)
+			s.sockMu.Lock()
+			s.addListenerLocked(addr, sk)
+			s.sockMu.Unlock()
 			continue
 		}
 		dctx, cancel := context.WithCancel(context.Background())
@@ -178,10 +183,15 @@ func (s *Server) Run(ctx context.Context) error {
 	} else {
 		close(accDone)
 	}
+	mctx, stopMaintain := context.WithCancel(ctx)
+	maintained := make(chan struct{})
+	go func() { defer close(maintained); s.maintain(mctx) }()
 	close(s.ready)
 	<-ctx.Done()
 	stopAccess()
 	<-accDone
+	stopMaintain()
+	<-maintained
 
 	// Graceful stop: StopCCN to every tunnel, then wait (bounded) for acks.
 	stopCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)

@@ -29,12 +29,13 @@ const (
 	dropHalfOpen
 	dropTunnelLimit
 	dropNotSCCRQ
+	dropListenerRemoved
 	numDrops
 )
 
 var dropNames = [numDrops]string{
 	"malformed", "unsupported_version", "data_no_session", "shard_overload", "read_error",
-	"unknown_tunnel", "wrong_peer_address", "half_open_limit", "tunnel_limit", "not_sccrq",
+	"unknown_tunnel", "wrong_peer_address", "half_open_limit", "tunnel_limit", "not_sccrq", "listener_removed",
 }
 
 type dropCounters [numDrops]atomic.Uint64
@@ -467,6 +468,12 @@ func (sh *shard) newTunnel(now time.Time, p inPacket, h wire.Header) {
 			sh.service(e, now)
 			return
 		}
+	}
+	if sh.srv.socketDraining(p.sock) {
+		// A removed listener carries its tunnels to their end and
+		// takes no new ones, as if it were gone.
+		sh.srv.drops.inc(dropListenerRemoved)
+		return
 	}
 	cfg := sh.srv.config()
 	addr := p.from.Addr()

@@ -420,6 +420,9 @@ func printTable(w io.Writer, req admin.Request, data json.RawMessage) error {
 		if len(d.AffectedTunnels) > 0 {
 			fmt.Fprintf(tw, "tunnels keeping their old peer settings until they reconnect: %v\n", d.AffectedTunnels)
 		}
+		if len(d.ListenerTunnels) > 0 {
+			fmt.Fprintf(tw, "tunnels kept on removed listeners until they end: %v\n", d.ListenerTunnels)
+		}
 		if len(d.DrainingSessions) > 0 {
 			fmt.Fprintf(tw, "sessions keeping addresses from draining pools: %v\n", d.DrainingSessions)
 		}
