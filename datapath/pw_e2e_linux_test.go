@@ -268,8 +268,14 @@ func TestPWEthernetInNetns(t *testing.T) {
 // comes out of TAP b tagged 200 and back the other way; untagged frames
 // and other VIDs on the trunk belong to no session and are counted.
 func TestPWVLANInNetns(t *testing.T) {
-	p := newPWPair(t, "vlan", false, false)
-	p.install(t, KindVLAN, 100, 200, false)
+	for _, ip := range []bool{false, true} {
+		t.Run(map[bool]string{false: "udp", true: "ip"}[ip], func(t *testing.T) { testPWVLAN(t, ip) })
+	}
+}
+
+func testPWVLAN(t *testing.T, ip bool) {
+	p := newPWPair(t, map[bool]string{false: "vlanu", true: "vlani"}[ip], false, ip)
+	p.install(t, KindVLAN, 100, 200, ip)
 	sa, sb := packetSocket(t, p.a.ns, "pwtap"), packetSocket(t, p.b.ns, "pwtap")
 	for _, c := range []struct {
 		from, to      *packetSock
@@ -479,5 +485,87 @@ func TestPPPOverIPInNetns(t *testing.T) {
 	}
 	if c, _ := e.Counters(key); c.RxPackets != 1 || c.TxPackets < 2 {
 		t.Fatalf("counters %+v", c)
+	}
+}
+
+// TAPs come and go while the engine runs: OpenTAP after Run starts the
+// one reader, opening the same name again is a no-op, a second TAP is
+// read by the same reader, and CloseTAP deletes the device.
+func TestTAPLifecycleInNetns(t *testing.T) {
+	requireRoot(t)
+	ns := newNetnsNamed(t, "taplc")
+	local, peer := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
+	var (
+		e      *Engine
+		sock   *Socket
+		peerC  *net.UDPConn
+		peerAP netip.AddrPort
+	)
+	if err := InNetns(ns, func() (err error) {
+		if e, err = New(Config{Batch: 8}, &chanUp{control: make(chan []byte, 16), frames: make(chan []byte, 16), to: make(chan netip.Addr, 16)}); err != nil {
+			return err
+		}
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: local.AsSlice()})
+		if err != nil {
+			return err
+		}
+		if sock, err = e.AddSocket(c); err != nil {
+			return err
+		}
+		peerC, err = net.ListenUDP("udp4", &net.UDPAddr{IP: peer.AsSlice()})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer peerC.Close()
+	peerAP = peerC.LocalAddr().(*net.UDPAddr).AddrPort()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if err := e.CloseTAP("tapx"); err == nil {
+		t.Fatal("CloseTAP of a TAP never opened")
+	}
+	buf := make([]byte, 2048)
+	for i, name := range []string{"tapx0", "tapx1"} {
+		if err := InNetns(ns, func() error {
+			if err := e.OpenTAP(name, 1400); err != nil {
+				return err
+			}
+			return e.OpenTAP(name, 1400)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Install(Session{Key: SessionKey{Version: 3, Session: uint32(100 + i)}, PeerSession: uint32(200 + i),
+			Peer: peerAP, Local: local, Socket: sock, Kind: KindEthernet, TAP: name}); err != nil {
+			t.Fatal(err)
+		}
+		ps := packetSocket(t, ns, name)
+		frame := ethFrame(0x88b5, []byte(name))
+		peerC.SetReadDeadline(time.Now().Add(3 * time.Second))
+		for {
+			ps.send(t, frame)
+			n, err := peerC.Read(buf)
+			if err != nil {
+				t.Fatalf("%s: nothing from the engine: %v; stats %v", name, err, e.Stats())
+			}
+			if bytes.Equal(buf[:n], pwData(uint32(200+i), nil, false, false, 0, frame)) {
+				break
+			}
+		}
+	}
+	e.Remove(SessionKey{Version: 3, Session: 100})
+	if err := e.CloseTAP("tapx0"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("ip", "-n", ns, "link", "show", "tapx0").CombinedOutput(); err == nil {
+		t.Fatalf("tapx0 still there after CloseTAP: %s", out)
+	}
+	if err := e.CloseTAP("tapx0"); err == nil {
+		t.Fatal("CloseTAP twice")
+	}
+	if err := e.Install(Session{Key: SessionKey{Version: 3, Session: 100}, PeerSession: 200,
+		Peer: peerAP, Local: local, Socket: sock, Kind: KindEthernet, TAP: "tapx0"}); err == nil {
+		t.Fatal("session installed on a closed TAP")
 	}
 }
