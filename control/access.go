@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/l2tpd/l2tpd/aaa"
 	"github.com/l2tpd/l2tpd/control/lac"
 	"github.com/l2tpd/l2tpd/control/tunnel"
 	"github.com/l2tpd/l2tpd/datapath"
@@ -79,6 +80,7 @@ type LACRealm struct {
 // LAC-side session states, as show sessions reports them.
 const (
 	lacNegotiating = "negotiating" // LCP and authentication with the client
+	lacAuthorizing = "authorizing" // waiting for RADIUS to name the LNSs
 	lacDialing     = "dialing"     // placing the call to an LNS
 	lacRelaying    = "relaying"    // frames relayed between PPPoE and L2TP
 )
@@ -95,6 +97,8 @@ type access struct {
 	engine *lac.LAC
 	ifaces []*accessIface
 	cands  func(user string) []lac.LNS
+	// radius is the RADIUS client when radius_tunnels is on.
+	radius func() *aaa.Client
 	counts struct{ up, down, refused, failed atomic.Uint64 }
 }
 
@@ -365,7 +369,8 @@ func (ifc *accessIface) sendPPP(s *lacSession, fr []byte) {
 	_ = ifc.conn.Write(b)
 }
 
-// dial places the call with the credentials as proxy authentication.
+// dial records the credentials as proxy authentication and asks RADIUS
+// for the LNSs (radius_tunnels) or takes the realm's.
 func (ifc *accessIface) dial(s *lacSession, req *ppp.AuthRequest, now time.Time) {
 	s.user = req.User
 	s.proxy.AuthenName = []byte(req.User)
@@ -385,12 +390,81 @@ func (ifc *accessIface) dial(s *lacSession, req *ppp.AuthRequest, now time.Time)
 		ifc.drop(s, true)
 		return
 	}
+	if ifc.a.cfg.RADIUSTunnels && ifc.a.radius != nil {
+		if c := ifc.a.radius(); c != nil {
+			s.state = lacAuthorizing
+			r := &aaa.Request{Session: aaa.Session{User: req.User, NASPort: uint32(s.id), CallingStationID: s.peer.String()}, Auth: *req}
+			err := c.Authenticate(r, func(res aaa.Result) { ifc.authorized(s, res) })
+			if err == nil {
+				return
+			}
+			ifc.a.log.Warn("radius", append(ifc.fields(s), zap.Error(err))...)
+		}
+	}
+	ifc.place(s, ifc.a.cands(s.user))
+}
+
+// authorized takes the RADIUS answer: a reject is told to the client
+// (CHAP Failure or PAP Nak) and ends the session; an accept's Tunnel-*
+// groups are the candidates, the realm's when it has none.
+func (ifc *accessIface) authorized(s *lacSession, res aaa.Result) {
+	ifc.mu.Lock()
+	defer ifc.mu.Unlock()
+	if s.gone || s.eng == nil {
+		return
+	}
+	now := time.Now()
+	if res.Err != nil || !res.Accept {
+		ifc.a.log.Info("radius refused the subscriber", append(ifc.fields(s), zap.Error(res.Err))...)
+		msg := res.PPP.Message
+		if msg == "" {
+			msg = "access denied"
+		}
+		s.eng.AuthResult(now, ppp.AuthResult{Accept: false, Message: msg}, &ifc.pout)
+		ifc.flush(s, now)
+		if !s.gone {
+			ifc.drop(s, true)
+		}
+		return
+	}
+	cands := tunnelCandidates(res.Attrs.Tunnels)
+	if len(cands) == 0 {
+		cands = ifc.a.cands(s.user)
+	}
+	ifc.place(s, cands)
+}
+
+// tunnelCandidates turns the tagged Tunnel-* groups of an Access-Accept
+// into LNS candidates (RFC 2868 §3: L2TP over IP, the server endpoint,
+// its Tunnel-Password as the tunnel secret and Tunnel-Preference).
+func tunnelCandidates(ts []aaa.Tunnel) []lac.LNS {
+	var out []lac.LNS
+	for i := range ts {
+		t := &ts[i]
+		if t.Type != 0 && t.Type != aaa.TunnelTypeL2TP {
+			continue
+		}
+		a, ok := t.ServerAddr()
+		if !ok || t.PasswordEncrypted {
+			continue
+		}
+		name := t.AssignmentID
+		if name == "" {
+			name = a.String()
+		}
+		out = append(out, lac.LNS{Name: name, Addr: netip.AddrPortFrom(a, 1701), Secret: append([]byte{}, t.Password...),
+			Version: 2, Preference: t.Preference})
+	}
+	return out
+}
+
+// place dials the candidates with the recorded proxy AVPs.
+func (ifc *accessIface) place(s *lacSession, cands []lac.LNS) {
 	// The LNS answers the credentials: the local engine stops here.
 	s.eng = nil
 	s.state = lacDialing
-	cands := ifc.a.cands(s.user)
 	if len(cands) == 0 {
-		ifc.a.log.Warn("no LNS for the user's realm", ifc.fields(s)...)
+		ifc.a.log.Warn("no LNS for the subscriber", ifc.fields(s)...)
 		ifc.drop(s, true)
 		return
 	}
@@ -571,6 +645,7 @@ func (s *Server) startAccess(ctx context.Context, cfg *Config, done chan struct{
 		close(done)
 		return err
 	}
+	a.radius = s.aaa.client.Load
 	started := make(chan error, 1)
 	go func() {
 		defer close(done)

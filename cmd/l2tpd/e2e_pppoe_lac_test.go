@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/l2tpd/l2tpd/aaa/radiustest"
 	"github.com/l2tpd/l2tpd/datapath/pppoe"
 	"github.com/l2tpd/l2tpd/ppp"
 )
@@ -293,4 +294,99 @@ func TestE2EPPPoELAC(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// RADIUS chooses the LNS (RFC 2868): FreeRADIUS, in the LAC's namespace,
+// accepts the subscriber with two tagged Tunnel-* groups. The preferred
+// one (Tunnel-Preference 1) names an address where nothing listens; the
+// LAC's tunnel there fails and the call goes to the second group's LNS,
+// with the Tunnel-Password as the tunnel secret. A wrong password gets
+// the RADIUS reject back as a CHAP Failure and no call.
+func TestE2EPPPoELACRADIUSFailover(t *testing.T) {
+	requireE2E(t, "ip")
+	ns := newPPPoENetns(t)
+	const user, pass = "carol@radius.example", "carol-pass"
+	users := fmt.Sprintf(`"%s" Cleartext-Password := "%s"
+	Tunnel-Type:1 = L2TP,
+	Tunnel-Medium-Type:1 = IPv4,
+	Tunnel-Server-Endpoint:1 = "%s",
+	Tunnel-Password:1 = "%s",
+	Tunnel-Preference:1 = 1,
+	Tunnel-Assignment-Id:1 = "lns-dead",
+	Tunnel-Type:2 = L2TP,
+	Tunnel-Medium-Type:2 = IPv4,
+	Tunnel-Server-Endpoint:2 = "%s",
+	Tunnel-Password:2 = "%s",
+	Tunnel-Preference:2 = 2,
+	Tunnel-Assignment-Id:2 = "lns-live"
+`, user, pass, poeDeadAddr, poeSecret, poeLNSAddr, poeSecret)
+	fr := radiustest.New(t, users)
+	// FreeRADIUS listens on the LAC namespace's loopback.
+	if err := inNetns(ns.lac, func() error { fr.Start(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	poeUsers[user] = pass
+	defer delete(poeUsers, user)
+	lns := startDaemon(t, ns.lns, "lns", poeLNSConfig())
+	lac := startDaemon(t, ns.lac, "lac", poeLACConfig("  radius_tunnels: true\n")+
+		fmt.Sprintf("radius:\n  timeout: 1s\n  retries: 1\n  auth_servers: [{address: \"%s\", secret: %s}]\n", fr.Auth(), radiustest.Secret))
+	startUDPEcho(t, ns.lns, netip.AddrPortFrom(netip.IPv4Unspecified(), poeEchoPort))
+
+	subs := startPPPoESubs(t, ns.sub, poeSubIf, 0x02, 2, user, pass, ppp.AuthCHAPMD5)
+	subs.waitUp(t, 40*time.Second)
+	for m := range subs.subs {
+		subs.udpRoundTrip(t, m, netip.AddrPortFrom(netip.MustParseAddr(poeLocal), poeEchoPort), []byte("radius "+m.String()))
+	}
+	as, err := lac.lacSessions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(as) != 2 {
+		t.Fatalf("LAC sessions %+v; want 2", as)
+	}
+	for _, s := range as {
+		if s.LNS != "lns-live" || s.Peer != poeLNSAddr+":1701" || s.State != "relaying" {
+			t.Errorf("LAC session %+v; want it relayed to lns-live at %s:1701", s, poeLNSAddr)
+		}
+	}
+	ls, err := lns.lacSessions()
+	if err != nil || len(ls) != 2 {
+		t.Fatalf("LNS sessions %+v, %v; want 2", ls, err)
+	}
+	for _, s := range ls {
+		if !s.ProxyLCP || s.UserName != user {
+			t.Errorf("LNS session %+v; want proxy_lcp and user %s", s, user)
+		}
+	}
+	// The preferred group was tried first and failed.
+	tried := false
+	for _, l := range strings.Split(lac.log(), "\n") {
+		if strings.Contains(l, `"msg":"tunnel to LNS failed"`) && strings.Contains(l, `"name":"lns-dead"`) &&
+			strings.Contains(l, poeDeadAddr) {
+			tried = true
+		}
+	}
+	if !tried {
+		t.Errorf("the LAC's log shows no failed tunnel to lns-dead (%s): the preferred group was not tried first", poeDeadAddr)
+	}
+
+	// A wrong password: RADIUS rejects, the client hears CHAP Failure
+	// (RFC 1994 §4.4) and the session ends with a PADT.
+	bad := startPPPoESubs(t, ns.sub, poeSubIf, 0x03, 1, user, "wrong", ppp.AuthCHAPMD5)
+	lac.waitFor(t, "the rejected subscriber's session to end", func() error {
+		bad.mu.Lock()
+		defer bad.mu.Unlock()
+		for _, s := range bad.subs {
+			if s.down == "" {
+				return fmt.Errorf("%w: still up", errNotYet)
+			}
+			if s.addr.IsValid() {
+				return fmt.Errorf("rejected subscriber got %v", s.addr)
+			}
+		}
+		return nil
+	})
+	if ls, _ := lns.lacSessions(); len(ls) != 2 {
+		t.Errorf("LNS sessions after the reject: %+v; want the 2 from before", ls)
+	}
 }
