@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"reflect"
 	"slices"
 	"sort"
 	"sync"
@@ -238,6 +239,10 @@ func diffConfig(a, b *Config) Diff {
 	diffRADIUS(a, b, add)
 	if a.Store != b.Store {
 		d.RequiresRestart = append(d.RequiresRestart, "store")
+	}
+	if !reflect.DeepEqual(a.LAC, b.LAC) {
+		// The access interfaces and the LAC engine are opened once.
+		d.RequiresRestart = append(d.RequiresRestart, "lac")
 	}
 	if a.HostName != b.HostName {
 		add("hostname %q -> %q (new tunnels)", a.HostName, b.HostName)
