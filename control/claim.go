@@ -57,6 +57,11 @@ type claimJob struct {
 	pool  string
 	addr  netip.Addr
 	owner string
+	// Prefix from Pool6, when valid; v6 marks a claim for the prefix
+	// alone (IPv6CP opened).
+	pool6  string
+	prefix netip.Prefix
+	v6     bool
 	// reconcile: writing what was admitted during an outage.
 	reconcile bool
 }
@@ -66,6 +71,7 @@ type claimResult struct {
 	claimJob
 	slotOK bool  // the slot was taken (or not asked for)
 	err    error // nil, ErrLeased on the address, or ErrUnavailable
+	err6   error // the same for the prefix
 }
 
 // claims runs the workers that ask the store.
@@ -124,17 +130,24 @@ func (s *Server) runClaim(j claimJob) claimResult {
 			return r
 		}
 	}
-	if j.addr.IsValid() {
-		r.err = a.LeaseIPv4(ctx, j.pool, j.addr, j.owner, node)
-		if errors.Is(r.err, store.ErrLeased) {
-			// This node's own release of the address may still be in
-			// the write queue: once it is applied, ask again.
+	// This node's own release of an address may still be in the write
+	// queue: on a conflict, ask again once it is applied.
+	retry := func(lease func() error) error {
+		err := lease()
+		if errors.Is(err, store.ErrLeased) {
 			fctx, cancel := context.WithTimeout(ctx, time.Second)
 			if a.Flush(fctx) == nil {
-				r.err = a.LeaseIPv4(ctx, j.pool, j.addr, j.owner, node)
+				err = lease()
 			}
 			cancel()
 		}
+		return err
+	}
+	if j.addr.IsValid() {
+		r.err = retry(func() error { return a.LeaseIPv4(ctx, j.pool, j.addr, j.owner, node) })
+	}
+	if j.prefix.IsValid() && r.err == nil {
+		r.err6 = retry(func() error { return a.LeaseIPv6(ctx, j.pool6, j.prefix, j.owner, node) })
 	}
 	return r
 }
@@ -148,9 +161,10 @@ type foreignMarks struct {
 }
 
 type foreignMark struct {
-	p     *pool.Pool
-	addr  netip.Addr
-	until time.Time
+	p      *pool.Pool
+	addr   netip.Addr
+	prefix netip.Prefix
+	until  time.Time
 }
 
 // foreignOwner is the owner l2tpctl shows for such an address.
@@ -168,13 +182,25 @@ func (f *foreignMarks) mark(p *pool.Pool, addr netip.Addr, now time.Time) {
 	f.mu.Unlock()
 }
 
+// mark6 keeps prefix taken in p (leased there already, by the
+// candidate's subscriber) until now+foreignTTL.
+func (f *foreignMarks) mark6(p *pool.Pool, prefix netip.Prefix, now time.Time) {
+	f.mu.Lock()
+	f.l = append(f.l, foreignMark{p: p, prefix: prefix, until: now.Add(foreignTTL)})
+	f.mu.Unlock()
+}
+
 // expire returns the addresses whose time is up to their pools.
 func (f *foreignMarks) expire(now time.Time) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := 0
 	for n < len(f.l) && !now.Before(f.l[n].until) {
-		f.l[n].p.ReleaseIPv4(f.l[n].addr)
+		if m := f.l[n]; m.prefix.IsValid() {
+			m.p.ReleaseIPv6(m.prefix)
+		} else {
+			m.p.ReleaseIPv4(m.addr)
+		}
 		n++
 	}
 	f.l = append(f.l[:0], f.l[n:]...)
@@ -260,7 +286,6 @@ func (sh *shard) claimNext(sub *subscriber, now time.Time) {
 	}
 	select {
 	case srv.claims.jobs <- j:
-		sub.claiming = true
 	default:
 		sh.counters["store_claims_overloaded"]++
 		sh.releaseIPv4(sub)
@@ -287,6 +312,9 @@ func (sh *shard) onClaim(r claimResult, now time.Time) {
 		if r.err == nil && r.addr.IsValid() {
 			_ = srv.state.async.ReleaseIPv4(r.pool, r.addr)
 		}
+		if r.err == nil && r.err6 == nil && r.prefix.IsValid() {
+			_ = srv.state.async.ReleaseIPv6(r.pool6, r.prefix)
+		}
 		if r.slot && r.slotOK {
 			_ = srv.state.async.ReleaseUserSlot(r.user, r.owner)
 		}
@@ -296,7 +324,10 @@ func (sh *shard) onClaim(r claimResult, now time.Time) {
 		sh.onReconcile(sub, r, now)
 		return
 	}
-	sub.claiming = false
+	if r.v6 {
+		sh.onClaim6(sub, r, now)
+		return
+	}
 	if r.slot && r.slotOK {
 		sub.slot = true
 	}
@@ -353,7 +384,6 @@ func (sh *shard) onClaim(r claimResult, now time.Time) {
 // deny fails the authentication with msg (PPP auth failure, then a CDN
 // naming the authentication protocol).
 func (sh *shard) deny(sub *subscriber, now time.Time, msg string) {
-	sub.claiming = false
 	sub.eng.AuthResult(now, ppp.AuthResult{Message: msg}, &sub.out)
 }
 
@@ -383,8 +413,11 @@ func (sh *shard) reconcile(now time.Time) {
 			continue
 		}
 		j := claimJob{sh: sh, key: sub.key, sub: sub, user: sub.user, owner: sub.acctID, reconcile: true}
-		if sub.ipv4.IsValid() {
+		if sub.ipv4.IsValid() && !sub.leased {
 			j.addr, j.pool = sub.ipv4, sub.leasePool()
+		}
+		if sub.ipv6.IsValid() && !sub.leased6 && sub.pool != nil {
+			j.prefix, j.pool6 = sub.ipv6, sub.pool.Name()
 		}
 		if sh.userLimit() > 0 && !sub.slot {
 			// Sessions admitted during the outage count, even beyond
@@ -410,31 +443,114 @@ func (sh *shard) onReconcile(sub *subscriber, r claimResult, now time.Time) {
 	if r.slot && r.slotOK {
 		sub.slot = true
 	}
+	if r.err == nil && r.addr.IsValid() {
+		sub.leased = true
+	}
+	if r.err == nil && r.err6 == nil && r.prefix.IsValid() {
+		sub.leased6 = true
+	}
 	switch {
-	case errors.Is(r.err, store.ErrUnavailable):
+	case errors.Is(r.err, store.ErrUnavailable), errors.Is(r.err6, store.ErrUnavailable):
 		// Down again: the next recovery retries.
-	case errors.Is(r.err, store.ErrLeased):
+	case errors.Is(r.err, store.ErrLeased), errors.Is(r.err6, store.ErrLeased):
 		sh.counters["store_reconcile_conflicts"]++
 		sh.srv.log.Error("address handed out during the store outage is held by another node: ending the session",
-			zap.String("user", sub.user), zap.Stringer("ipv4", r.addr), zap.String("acct_session_id", sub.acctID))
+			zap.String("user", sub.user), zap.Stringer("ipv4", r.addr), zap.Stringer("ipv6", r.prefix), zap.String("acct_session_id", sub.acctID))
 		sub.reconcile = false
-		if sub.ipv4 == r.addr {
+		if errors.Is(r.err, store.ErrLeased) && sub.ipv4 == r.addr {
 			sub.ipv4 = netip.Addr{} // not ours to release in the store
 			if sub.pool != nil && sub.pool.Contains(r.addr) {
 				sh.srv.foreign.mark(sub.pool, r.addr, now)
 			}
+		}
+		if errors.Is(r.err6, store.ErrLeased) && sub.ipv6 == r.prefix && sub.pool != nil {
+			sh.srv.foreign.mark6(sub.pool, r.prefix, now) // kept taken in the pool until it expires
+			sub.ipv6 = netip.Prefix{}
 		}
 		if !sub.closing {
 			sub.cause = aaa.CauseLostService
 			sh.disconnect(sub, now)
 			sh.service(sub.e, now)
 		}
-	case r.err != nil:
+	case r.err != nil || r.err6 != nil:
 		sh.counters["store_errors"]++
 	default:
 		sub.reconcile = false
-		sub.leased = r.addr.IsValid()
 		sh.counters["store_reconciled"]++
+	}
+}
+
+// leaseIPv6 gives the subscriber a prefix from its pool when IPv6CP
+// opens. In a shared store the prefix is claimed first: the route and
+// the router advertisement wait for the answer (the subscriber's Router
+// Solicitations are answered once it has one).
+func (sh *shard) leaseIPv6(sub *subscriber, now time.Time) {
+	srv := sh.srv
+	pfx, err := sub.pool.LeaseIPv6(sub.owner())
+	if err != nil {
+		sh.counters["pool6_exhausted"]++
+		return
+	}
+	if !srv.state.shared || srv.claims == nil {
+		sub.ipv6 = pfx
+		return
+	}
+	if !srv.storeUp.Load() {
+		if srv.outagePolicy() == OutageRefuse {
+			sub.pool.ReleaseIPv6(pfx)
+			sh.counters["store_outage_refused_ipv6"]++
+			return
+		}
+		sh.counters["store_outage_admitted"]++
+		sub.ipv6, sub.reconcile = pfx, true
+		return
+	}
+	sub.tries6++
+	j := claimJob{sh: sh, key: sub.key, sub: sub, user: sub.user, owner: sub.acctID, pool6: sub.pool.Name(), prefix: pfx, v6: true}
+	select {
+	case srv.claims.jobs <- j:
+		sub.cand6 = pfx
+	default:
+		sub.pool.ReleaseIPv6(pfx)
+		sh.counters["store_claims_overloaded"]++
+	}
+}
+
+// onClaim6 applies the store's answer for a prefix.
+func (sh *shard) onClaim6(sub *subscriber, r claimResult, now time.Time) {
+	srv := sh.srv
+	sub.cand6 = netip.Prefix{}
+	switch {
+	case errors.Is(r.err6, store.ErrUnavailable):
+		if srv.outagePolicy() == OutageRefuse {
+			sub.pool.ReleaseIPv6(r.prefix)
+			sh.counters["store_outage_refused_ipv6"]++
+			return
+		}
+		sh.counters["store_outage_admitted"]++
+		sub.ipv6, sub.reconcile = r.prefix, true
+	case errors.Is(r.err6, store.ErrLeased):
+		sh.counters["store_lease_conflicts"]++
+		srv.foreign.mark6(sub.pool, r.prefix, now)
+		if sub.tries6 >= maxClaimTries {
+			sh.counters["pool6_exhausted"]++
+			return
+		}
+		if sub.ipv6Up {
+			sh.leaseIPv6(sub, now)
+		}
+		return
+	case r.err6 != nil:
+		sub.pool.ReleaseIPv6(r.prefix)
+		sh.counters["store_errors"]++
+		return
+	default:
+		sub.ipv6, sub.leased6 = r.prefix, true
+	}
+	sh.installRoutes(sub)
+	if sub.ipv6Up {
+		sh.sendRA(sub, now)
+		sh.flushPPP(sub, now)
 	}
 }
 

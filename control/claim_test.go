@@ -47,6 +47,13 @@ func (g *gateStore) LeaseIPv4(ctx context.Context, p string, a netip.Addr, owner
 	return g.Store.LeaseIPv4(ctx, p, a, owner, node)
 }
 
+func (g *gateStore) LeaseIPv6(ctx context.Context, p string, pfx netip.Prefix, owner, node string) error {
+	if err := g.gate("lease6"); err != nil {
+		return err
+	}
+	return g.Store.LeaseIPv6(ctx, p, pfx, owner, node)
+}
+
 func (g *gateStore) AcquireUserSlot(ctx context.Context, user string, max int, session, node string) (bool, error) {
 	if err := g.gate("slot"); err != nil {
 		return false, err
@@ -370,4 +377,45 @@ func TestForeignMarksExpire(t *testing.T) {
 	if len(p.Leases()) != 0 {
 		t.Fatalf("still leased: %+v", p.Leases())
 	}
+}
+
+// IPv6 prefixes are claimed like addresses: one another node holds in
+// the store is skipped, and the router advertisement (RFC 4861 §6.2.4)
+// carries the prefix the store granted.
+func TestClaimIPv6Prefix(t *testing.T) {
+	st := newGateStore()
+	held := netip.MustParsePrefix("2001:db8:100::/64")
+	if err := st.Store.LeaseIPv6(context.Background(), "default", held, "elsewhere", "lns-b"); err != nil {
+		t.Fatal(err)
+	}
+	s, addr := sharedServer(t, st, func(c *Config) {
+		c.PPP.IPv6 = true
+		c.Pools[0].IPv6, c.Pools[0].IPv6Length = netip.MustParsePrefix("2001:db8:100::/48"), 64
+	})
+	l := newSubscriberLAC(t, addr, 2, "alice", "wonderland", []ppp.AuthProto{ppp.AuthPAP}, true)
+	l.dial(t, nil)
+	l.client.Start(time.Now(), &l.out)
+	l.flush()
+	if !l.pump(func() bool { return l.client.IPv6CPState() == ppp.StateOpened && len(l.ras) > 0 }, 5*time.Second) {
+		t.Fatalf("no IPv6 prefix: IPv6CP %v, %d RAs", l.client.IPv6CPState(), len(l.ras))
+	}
+	si := sessionOf(t, s)
+	got := netip.MustParsePrefix(si.IPv6)
+	if got == held {
+		t.Fatalf("got %v, which another node holds", got)
+	}
+	checkRA(t, l.ras[0], got)
+	ls, err := st.LeasesIPv6Of(context.Background(), "lns-a")
+	if err != nil || len(ls) != 1 || ls[0].Prefix != got || ls[0].Owner != si.AcctSessionID {
+		t.Fatalf("store IPv6 leases %+v %v, want %v owned by %s", ls, err, got, si.AcctSessionID)
+	}
+	if n := counter(t, s, "store_lease_conflicts"); n != 1 {
+		t.Fatalf("store_lease_conflicts %d", n)
+	}
+	l.tun.CloseSession(time.Now(), l.sid, tunnel.Result{Code: wire.CDNAdmin}, nil)
+	waitFor(t, "the store's IPv6 lease released", func() bool {
+		l.pump(func() bool { return false }, 20*time.Millisecond)
+		ls, _ := st.LeasesIPv6Of(context.Background(), "lns-a")
+		return len(ls) == 0
+	})
 }

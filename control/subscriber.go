@@ -65,7 +65,9 @@ type subscriber struct {
 	held                   ppp.AuthResult
 	framed                 netip.Addr
 	tries                  int
-	claiming, slot, leased bool
+	slot, leased, leased6  bool
+	cand6                  netip.Prefix // the prefix being claimed
+	tries6                 int
 	reconcile, reconciling bool           // admitted during an outage
 	refusal                *tunnel.Result // the CDN when refused for want of resources
 	// ctlRx and ctlTx count the PPP control frames (not IP) the session
@@ -337,12 +339,8 @@ func (sh *shard) pppEvent(sub *subscriber, ev ppp.Event, now time.Time) {
 			sub.ipv4, sub.ipcpUp = ev.Network.PeerIPv4, true
 		} else if ev.Network.Protocol == ppp.ProtoIPv6CP {
 			sub.localIID, sub.ipv6Up = ev.Network.LocalIID, true
-			if _, bits := sub.poolIPv6(); bits > 0 && !sub.ipv6.IsValid() {
-				if pfx, err := sub.pool.LeaseIPv6(sub.owner()); err == nil {
-					sub.ipv6 = pfx
-				} else {
-					sh.counters["pool6_exhausted"]++
-				}
+			if _, bits := sub.poolIPv6(); bits > 0 && !sub.ipv6.IsValid() && !sub.cand6.IsValid() {
+				sh.leaseIPv6(sub, now)
 			}
 		}
 		sh.installRoutes(sub)
@@ -418,8 +416,15 @@ func (sh *shard) stopPPP(key datapath.SessionKey) {
 	sh.srv.dp.Remove(sub.key)
 	sh.releaseIPv4(sub)
 	sh.releaseClaims(sub)
-	if sub.ipv6.IsValid() && sub.pool != nil {
-		sub.pool.ReleaseIPv6(sub.ipv6)
+	if sub.leased6 && sub.ipv6.IsValid() && sub.pool != nil {
+		if err := sh.srv.state.async.ReleaseIPv6(sub.pool.Name(), sub.ipv6); err != nil {
+			sh.counters["store_errors"]++
+		}
+	}
+	for _, p := range []netip.Prefix{sub.ipv6, sub.cand6} {
+		if p.IsValid() && sub.pool != nil {
+			sub.pool.ReleaseIPv6(p)
+		}
 	}
 }
 
