@@ -219,7 +219,7 @@ func TestClaimSkipsAddressesOtherNodesHold(t *testing.T) {
 	// Teardown gives the address back in the store.
 	l.tun.CloseSession(time.Now(), l.sid, tunnel.Result{Code: wire.CDNAdmin}, nil)
 	waitFor(t, "the store lease released", func() bool {
-		l.pump(func() bool { return false }, 20*time.Millisecond)
+		l.peer.run(func() bool { return false }, 20*time.Millisecond)
 		return leaseOwner(t, st, "lns-a", got) == ""
 	})
 }
@@ -414,7 +414,7 @@ func TestClaimIPv6Prefix(t *testing.T) {
 	}
 	l.tun.CloseSession(time.Now(), l.sid, tunnel.Result{Code: wire.CDNAdmin}, nil)
 	waitFor(t, "the store's IPv6 lease released", func() bool {
-		l.pump(func() bool { return false }, 20*time.Millisecond)
+		l.peer.run(func() bool { return false }, 20*time.Millisecond)
 		ls, _ := st.LeasesIPv6Of(context.Background(), "lns-a")
 		return len(ls) == 0
 	})
