@@ -61,6 +61,10 @@ type tunnelEntry struct {
 	pending   []*call          // waiting for the tunnel to come up
 	calls     map[uint32]*call // by our session ID
 	full      bool             // the LNS or the core refused more sessions
+	// awaitICCN are the calls installed whose handler hears of them once
+	// their ICCN has left, by the session ID the ICCN names (the LNS's in
+	// v2 headers, ours in v3's Local Session ID).
+	awaitICCN map[uint32]*call
 	idleSince time.Time
 	wasUp     bool
 }
@@ -86,6 +90,7 @@ type call struct {
 	// closing says why we sent a CDN for a call that is not up yet.
 	closing error
 	last    tunnel.Result
+	upInfo  Session // what Up will say, once the ICCN is out
 }
 
 type timerKind uint8
@@ -487,6 +492,9 @@ func (sh *shard) service(now time.Time, te *tunnelEntry) {
 		sh.pkts = te.t.Poll(now, sh.pkts[:0])
 		for _, p := range sh.pkts {
 			_ = sh.out.WriteControl(p, te.peer)
+			if len(te.awaitICCN) > 0 {
+				sh.sentICCN(te, p)
+			}
 		}
 		sh.announce()
 		if sh.drainEvents(now, te) == 0 {
@@ -516,6 +524,39 @@ func (sh *shard) service(now time.Time, te *tunnelEntry) {
 	if !d.IsZero() && (te.scheduled.IsZero() || d.Before(te.scheduled)) {
 		te.scheduled = d
 		heap.Push(&sh.timers, timerItem{at: d, kind: timerTunnel, id: uint64(te.t.ID())})
+	}
+}
+
+// sentICCN moves the call whose ICCN p is (if it is one) to the calls to
+// announce. Only the header and the first AVP are read, except in v3.
+func (sh *shard) sentICCN(te *tunnelEntry, p []byte) {
+	if len(p) < 20 || binary.BigEndian.Uint16(p[14:]) != 0 || binary.BigEndian.Uint16(p[16:]) != uint16(wire.AVPMessageType) ||
+		binary.BigEndian.Uint16(p[18:]) != uint16(wire.MsgICCN) {
+		return
+	}
+	var id uint32
+	if p[1]&0x0f == 3 {
+		m, err := wire.ParseMessage(p, wire.EncapUDP, nil)
+		if err != nil {
+			return
+		}
+		a, ok := m.Find(wire.VendorIETF, wire.AVPLocalSessionID)
+		if !ok {
+			return
+		}
+		if id, err = a.Uint32(); err != nil {
+			return
+		}
+	} else {
+		id = uint32(binary.BigEndian.Uint16(p[6:]))
+	}
+	c := te.awaitICCN[id]
+	if c == nil {
+		return
+	}
+	delete(te.awaitICCN, id)
+	if sh.calls[c.id] == c && c.up {
+		sh.ups = append(sh.ups, c.upInfo)
 	}
 }
 
@@ -653,11 +694,22 @@ func (sh *shard) sessionUp(now time.Time, te *tunnelEntry, c *call, s *tunnel.Se
 	sh.owns.m.Store(key, struct{}{})
 	sh.nsessions.Add(1)
 	sh.ctr.callsUp.Add(1)
-	sh.ups = append(sh.ups, Session{
+	c.upInfo = Session{
 		ID: c.id, Key: key, LNS: te.lns, Version: t.Version(),
 		TunnelID: t.ID(), PeerTunnelID: t.Peer().TunnelID, SessionID: s.ID, PeerSessionID: s.PeerID,
 		PeerHostName: t.Peer().HostName, Dialed: c.dialed, TunnelUp: c.tunUp, SessionUp: now, Attempts: c.attempts,
-	})
+	}
+	// The ICCN may wait in the control channel behind a full window; PPP
+	// sent before it reaches the LNS first and is dropped there (l2tpns
+	// ignores LCP in a session that is not connected yet).
+	if te.awaitICCN == nil {
+		te.awaitICCN = make(map[uint32]*call)
+	}
+	if t.Version() == 3 {
+		te.awaitICCN[s.ID] = c
+	} else {
+		te.awaitICCN[s.PeerID] = c
+	}
 }
 
 // abort ends a call that is not up yet.

@@ -462,3 +462,53 @@ func TestInstalledBeforeICCN(t *testing.T) {
 		t.Fatalf("ICCN %v installed %v handler told before %v ups %d", o.iccnSeen, o.installedAtICCN, o.upBeforeICCN, len(o.r.ups))
 	}
 }
+
+// iccnNet remembers the LNS session IDs of the ICCNs sent so far.
+type iccnNet struct {
+	*fakeNet
+	sent map[uint32]bool
+}
+
+func (o *iccnNet) WriteControl(pkt []byte, to netip.AddrPort) error {
+	if m, err := wire.ParseMessage(pkt, wire.EncapUDP, nil); err == nil && m.Type == wire.MsgICCN {
+		o.sent[m.Header.SessionID] = true
+	}
+	return o.fakeNet.WriteControl(pkt, to)
+}
+
+type iccnChecker struct {
+	*recorder
+	net  *iccnNet
+	t    *testing.T
+	late int
+}
+
+func (c *iccnChecker) Up(s Session) {
+	if !c.net.sent[s.PeerSessionID] {
+		c.late++
+	}
+	c.recorder.Up(s)
+}
+
+// With the LNS's receive window full (RFC 2661 §5.8), ICCNs wait in the
+// control channel; each handler hears of its session only once its own
+// ICCN left, so PPP never overtakes it.
+func TestUpWaitsForQueuedICCN(t *testing.T) {
+	a := newLNS("198.51.100.1:1701")
+	n := newFakeNet(t, Config{}, a)
+	o := &iccnNet{fakeNet: n, sent: map[uint32]bool{}}
+	n.sh.out = o
+	h := &iccnChecker{recorder: newRecorder(), net: o, t: t}
+	lns := LNS{Addr: a.addr, Version: 2}
+	n.dial(1, h, lns) // the tunnel is up now
+	// The LNS advertised a window of 16; 30 calls at once queue ICRQs and
+	// then ICCNs behind it.
+	for i := CallID(2); i <= 30; i++ {
+		n.sh.dial(n.now, i, CallRequest{}, []LNS{lns}, h)
+	}
+	n.deliver()
+	n.advance(5*time.Second, 100*time.Millisecond)
+	if len(h.ups) != 30 || h.late != 0 {
+		t.Fatalf("%d up, %d told before their ICCN left", len(h.ups), h.late)
+	}
+}
