@@ -43,6 +43,7 @@ type options struct {
 	progress          time.Duration
 	redial            int
 	pppRestart        time.Duration
+	pppoe             pppoeOptions // -pppoe mode (pppoe.go)
 }
 
 // sub is one emulated subscriber: a PPP client on a LAC call.

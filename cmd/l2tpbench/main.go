@@ -94,16 +94,20 @@ func parseFlags(args []string, stderr io.Writer) (options, string, error) {
 	fs.StringVar(&o.local, "local", "0.0.0.0:0", "local UDP address of the LAC")
 	fs.DurationVar(&o.progress, "progress", time.Second, "progress line interval on stderr (0: none)")
 	jsonPath := fs.String("json", "", "write the JSON report to this file (- for stdout)")
+	pppoeFlags(fs, &o.pppoe)
 	if err := fs.Parse(args); err != nil {
 		return o, "", err
 	}
 	if fs.NArg() > 0 {
 		return o, "", fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if *lns == "" {
-		return o, "", errors.New("-lns is required")
+	if *lns == "" && o.pppoe.iface == "" {
+		return o, "", errors.New("-lns (or -pppoe) is required")
 	}
 	a := *lns
+	if a == "" {
+		a = "127.0.0.1:1701" // not used by -pppoe
+	}
 	if !strings.Contains(a, ":") || strings.HasSuffix(a, "]") {
 		a += ":1701"
 	}
@@ -200,6 +204,9 @@ type StormReport struct {
 }
 
 func run(ctx context.Context, o options, stderr io.Writer) (*Report, error) {
+	if o.pppoe.iface != "" {
+		return runPPPoE(ctx, o, stderr)
+	}
 	rep := &Report{Started: time.Now().UTC(), LNS: o.lns.String(), Version: int(o.version), Auth: o.auth.String(),
 		Tunnels: o.tunnels, Sessions: o.sessions}
 	target := o.lns
