@@ -348,11 +348,15 @@ func printTable(w io.Writer, req admin.Request, data json.RawMessage) error {
 		if err := json.Unmarshal(data, &ss); err != nil {
 			return fmt.Errorf("bad answer from l2tpd: %w", err)
 		}
-		var lacSide []control.SessionInfo
+		var lacSide, pws []control.SessionInfo
 		fmt.Fprintln(tw, "ID\tPEER-ID\tTUNNEL\tPEER\tVER\tSTATE\tUSER\tIPV4\tPPP\tUPTIME")
 		for _, s := range ss {
 			if s.Role == "lac" {
 				lacSide = append(lacSide, s)
+				continue
+			}
+			if s.Kind != "" && s.Kind != "ppp" {
+				pws = append(pws, s)
 				continue
 			}
 			fmt.Fprintf(tw, "%d\t%d\t%d\t%s\tv%d\t%s\t%s\t%s\t%s\t%s\n", s.SessionID, s.PeerSessionID, s.TunnelID,
@@ -364,6 +368,22 @@ func printTable(w io.Writer, req admin.Request, data json.RawMessage) error {
 			for _, s := range lacSide {
 				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", dash(s.Interface), s.PPPoESessionID, dash(s.MAC),
 					dash(s.UserName), dash(s.State), dash(s.LNS), s.TunnelID, s.SessionID, s.PeerSessionID, uptime(s.UptimeSeconds))
+			}
+		}
+		if len(pws) > 0 {
+			// L2TPv3 pseudowires, dynamic (by name) and static (by tunnel).
+			fmt.Fprintln(tw, "\nPSEUDOWIRE\tKIND\tID\tPEER-ID\tTUNNEL\tPEER\tTAP\tVLAN\tSTATE\tRX-PKTS\tTX-PKTS\tUPTIME")
+			for _, s := range pws {
+				name := s.Pseudowire
+				if name == "" {
+					name = s.StaticTunnel
+				}
+				vlan := "-"
+				if s.VLAN != 0 {
+					vlan = strconv.Itoa(int(s.VLAN))
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", dash(name), s.Kind, s.SessionID, s.PeerSessionID, s.TunnelID,
+					dash(s.Peer), dash(s.TAP), vlan, dash(s.State), s.RxPackets, s.TxPackets, uptime(s.UptimeSeconds))
 			}
 		}
 	case admin.CmdShowStats:

@@ -357,3 +357,34 @@ func TestSessionFilters(t *testing.T) {
 		t.Error("result 99 accepted")
 	}
 }
+
+// Pseudowire sessions, dynamic and static, get a table of their own.
+func TestShowSessionsPseudowires(t *testing.T) {
+	pw := []control.SessionInfo{
+		{SessionID: 4000, PeerSessionID: 3000, TunnelID: 9, Peer: "198.18.9.2:1701", Version: 3, State: "established",
+			Kind: "vlan", Pseudowire: "cust-7", TAP: "trunk0", VLAN: 100, RxPackets: 5, TxPackets: 6, UptimeSeconds: 61},
+		{SessionID: 1000, PeerSessionID: 2000, Peer: "198.18.9.3:1701", Version: 3, State: "static",
+			Kind: "ethernet", StaticTunnel: "st", TAP: "st0", UptimeSeconds: 2},
+	}
+	sock := serve(t, admintest.New(tunnels, append(append([]control.SessionInfo(nil), sessions...), pw...), stats))
+	code, out, errOut := ctl(t, "-s", sock, "show", "sessions")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	parts := strings.SplitN(out, "\n\n", 2)
+	if len(parts) != 2 {
+		t.Fatalf("no separate pseudowire table:\n%s", out)
+	}
+	rows := checkAligned(t, parts[1], 2)
+	want := [][]string{
+		{"PSEUDOWIRE", "KIND", "ID", "PEER-ID", "TUNNEL", "PEER", "TAP", "VLAN", "STATE", "RX-PKTS", "TX-PKTS", "UPTIME"},
+		{"cust-7", "vlan", "4000", "3000", "9", "198.18.9.2:1701", "trunk0", "100", "established", "5", "6", "1m01s"},
+		{"st", "ethernet", "1000", "2000", "0", "198.18.9.3:1701", "st0", "-", "static", "0", "0", "2s"},
+	}
+	if !reflect.DeepEqual(rows, want) {
+		t.Errorf("got\n%s", out)
+	}
+	if strings.Contains(parts[0], "trunk0") || strings.Contains(parts[0], "4000") {
+		t.Errorf("pseudowires listed with the PPP sessions:\n%s", parts[0])
+	}
+}

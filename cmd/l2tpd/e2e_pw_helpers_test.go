@@ -76,7 +76,7 @@ store: {backend: memory}
 
 // startPWDaemon checks and starts l2tpd in ns with the configuration
 // render gives for its admin socket, and waits for the socket.
-func startPWDaemon(t *testing.T, ns string, render func(sock string) string) *daemon {
+func startPWDaemon(t *testing.T, ns string, render func(sock string) string) *pwDaemon {
 	t.Helper()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "admin.sock")
@@ -92,7 +92,25 @@ func startPWDaemon(t *testing.T, ns string, render func(sock string) string) *da
 	d.proc = startProc(t, "l2tpd", filepath.Join(dir, "l2tpd.log"), "ip", "netns", "exec", ns, l2tpdBin, "-config", cfgPath)
 	t.Cleanup(func() { d.shutdown(t) })
 	d.waitFor(t, "the admin socket", func() error { _, err := d.tunnels(); return err })
-	return d
+	return &pwDaemon{daemon: d, cfgPath: cfgPath, render: render}
+}
+
+// pwDaemon is an l2tpd started by startPWDaemon, with its config file.
+type pwDaemon struct {
+	*daemon
+	cfgPath string
+	render  func(sock string) string
+}
+
+// reload rewrites the configuration with render and has l2tpd apply it.
+func (d *pwDaemon) reload(t *testing.T, render func(sock string) string) {
+	t.Helper()
+	if err := os.WriteFile(d.cfgPath, []byte(render(d.sock)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := d.ctl("reload"); err != nil {
+		t.Fatalf("reload: %v\n%s", err, out)
+	}
 }
 
 // pwSessionJSON is a session as l2tpctl -o json show sessions lists it.

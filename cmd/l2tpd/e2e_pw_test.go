@@ -66,7 +66,7 @@ func TestE2EPseudowireEthernet(t *testing.T) {
 			}
 			// One call survives when both ends place it.
 			time.Sleep(1500 * time.Millisecond)
-			for _, d := range []*daemon{a, b} {
+			for _, d := range []*pwDaemon{a, b} {
 				ss, err := d.pwSessions()
 				if err != nil {
 					t.Fatal(err)
@@ -177,7 +177,7 @@ func TestE2EStaticPseudowire(t *testing.T) {
 		return pwConfig("pw-b", sock, []string{pwAddrB + ":1701"},
 			static(pwAddrB, pwAddrA, 2000, 1000, 2001, 1001, "1112131415161718", "0102030405060708", "3132333435363738"))
 	})
-	for _, d := range []*daemon{a, b} {
+	for _, d := range []*pwDaemon{a, b} {
 		d.waitTunnel(t, "quiescent tunnel", func(tu tunnelJSON) bool { return tu.State == "established" })
 		s := d.waitPW(t, "static session", func(s pwSessionJSON) bool { return s.StaticTunnel == "st" && s.TAP == "st0" })
 		if s.State != "static" || s.Kind != "ethernet" || s.Version != 3 || s.CookieLen != 8 || s.PeerCookieLen != 8 {
@@ -199,6 +199,18 @@ func TestE2EStaticPseudowire(t *testing.T) {
 	a.waitPW(t, "counters of the good session", func(s pwSessionJSON) bool { return s.SessionID == 1000 && s.RxPackets > 0 && s.TxPackets > 0 })
 	capt.stop(t)
 	checkStaticCapture(t, capt.file)
+
+	// A reload applies the sessions as a diff: 1001 goes, 1002 comes,
+	// 1000 stays as it was.
+	a.reload(t, func(sock string) string {
+		return pwConfig("pw-a", sock, []string{pwAddrA + ":1701"},
+			static(pwAddrA, pwAddrB, 1000, 2000, 1002, 2002, "0102030405060708", "1112131415161718", "4142434445464748"))
+	})
+	a.waitPW(t, "static session 1002 after reload", func(s pwSessionJSON) bool { return s.SessionID == 1002 && s.State == "static" && s.TAP == "st1" })
+	a.waitSessionGone(t, "static session 1001 removed by reload", 1001)
+	if s := a.waitPW(t, "static session 1000 kept", func(s pwSessionJSON) bool { return s.SessionID == 1000 }); s.RxPackets == 0 {
+		t.Fatalf("session 1000 was reinstalled by a reload that did not change it: %+v", s)
+	}
 }
 
 // checkStaticCapture has tshark decode what A sent, all L2TPv3 (8-octet
@@ -255,4 +267,42 @@ func tsharkFrames(t *testing.T, base []string, filter string, extra ...string) [
 		args = append(args, "-e", e)
 	}
 	return tsharkFields(t, args)
+}
+
+// A pseudowire bound to a namespace (like a VRF): l2tpd runs in one
+// namespace with only loopback, and the pseudowire's socket and TAP are
+// made in the namespace that reaches the peer.
+func TestE2EPseudowireNetns(t *testing.T) {
+	requireE2E(t, "ip")
+	p := newPWPair(t)
+	ctlNS := p.a + "-ctl"
+	mustRun(t, "ip", "netns", "add", ctlNS)
+	t.Cleanup(func() {
+		killNetnsProcs(ctlNS)
+		if out, err := exec.Command("ip", "netns", "del", ctlNS).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del %s: %v: %s", ctlNS, err, out)
+		}
+	})
+	mustRun(t, "ip", "-n", ctlNS, "link", "set", "lo", "up")
+	pw := func(peer, local, netns string) string {
+		s := fmt.Sprintf("pseudowires:\n  - {name: vrf, peer: %s, local: %s, type: ethernet, vc_id: 7, tap: pwvrf, cookie: 4", peer, local)
+		if netns != "" {
+			s += ", netns: " + netns
+		}
+		return s + "}\n"
+	}
+	a := startPWDaemon(t, ctlNS, func(sock string) string {
+		return pwConfig("pw-a", sock, []string{"127.0.0.1:1701"}, pw(pwAddrB, pwAddrA, p.a))
+	})
+	b := startPWDaemon(t, p.b, func(sock string) string {
+		return pwConfig("pw-b", sock, []string{pwAddrB + ":1701"}, pw(pwAddrA, pwAddrB, ""))
+	})
+	a.waitPW(t, "pseudowire in the namespace on A", func(s pwSessionJSON) bool { return s.Pseudowire == "vrf" && s.State == "established" })
+	b.waitPW(t, "pseudowire on B", func(s pwSessionJSON) bool { return s.Pseudowire == "vrf" && s.State == "established" })
+	if out, err := exec.Command("ip", "-n", ctlNS, "link", "show", "pwvrf").CombinedOutput(); err == nil {
+		t.Fatalf("the TAP was made in l2tpd's own namespace:\n%s", out)
+	}
+	addrOn(t, p.a, "pwvrf", "192.168.94.1/24")
+	addrOn(t, p.b, "pwvrf", "192.168.94.2/24")
+	pingThroughTunnel(t, p.a, netip.MustParseAddr("192.168.94.2"), []byte("netns pseudowire"))
 }
