@@ -79,6 +79,11 @@ func (g *gateStore) AcctEnqueue(ctx context.Context, rec store.AcctRecord) (int6
 // it.
 func sharedServer(t *testing.T, st store.Store, mod func(*Config)) (*Server, netip.AddrPort) {
 	t.Helper()
+	return sharedServerWith(t, st, mod, nil)
+}
+
+func sharedServerWith(t *testing.T, st store.Store, mod func(*Config), pre func(*Server)) (*Server, netip.AddrPort) {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Listen = []string{"127.0.0.1:0"}
 	cfg.RetransmitInitial = 100 * time.Millisecond
@@ -98,6 +103,9 @@ func sharedServer(t *testing.T, st store.Store, mod func(*Config)) (*Server, net
 		t.Fatal(err)
 	}
 	s.sharedStore = st
+	if pre != nil {
+		pre(s)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -418,4 +426,71 @@ func TestClaimIPv6Prefix(t *testing.T) {
 		ls, _ := st.LeasesIPv6Of(context.Background(), "lns-a")
 		return len(ls) == 0
 	})
+}
+
+// The claim step by step, the test standing in for the claim workers:
+// the subscriber's authentication is held (its PAP retransmissions
+// ignored, RFC 1334 §2.2.1) until the store answers; a conflict brings a
+// claim for another address; the grant completes PPP with it; an answer
+// for a subscriber gone meanwhile gives back what the store granted.
+func TestClaimHeldUntilTheStoreAnswers(t *testing.T) {
+	st := newGateStore()
+	s, addr := sharedServerWith(t, st, nil, func(s *Server) { s.claimsByHand = true })
+	l := newSubscriberLAC(t, addr, 2, "alice", "wonderland", []ppp.AuthProto{ppp.AuthPAP}, false)
+	l.dial(t, nil)
+	l.client.Start(time.Now(), &l.out)
+	l.flush()
+	var job claimJob
+	next := func() bool {
+		select {
+		case job = <-s.claims.jobs:
+			return true
+		default:
+			return false
+		}
+	}
+	if !l.pump(next, 3*time.Second) {
+		t.Fatal("no claim after the authentication")
+	}
+	first := job
+	if !first.addr.IsValid() || first.owner == "" || first.pool != "default" {
+		t.Fatalf("claim %+v", first)
+	}
+	// Held: PAP retransmits, nothing is answered, nothing else claimed.
+	if l.pump(func() bool { return l.has(ppp.EventAuthenticated) || next() }, 3500*time.Millisecond) {
+		t.Fatalf("answered or claimed again before the store answered: %v %+v", l.events, job)
+	}
+	if l.client.LCPState() != ppp.StateOpened {
+		t.Fatalf("LCP %v while the claim is held", l.client.LCPState())
+	}
+	answer := func(j claimJob, err error) { j.sh.claimed <- claimResult{claimJob: j, slotOK: true, err: err} }
+	answer(first, fmt.Errorf("test: %w", store.ErrLeased))
+	if !l.pump(next, 2*time.Second) {
+		t.Fatal("no claim for another address after a conflict")
+	}
+	second := job
+	if second.addr == first.addr || second.owner != first.owner {
+		t.Fatalf("second claim %+v after %+v", second, first)
+	}
+	answer(second, nil)
+	if !l.pump(func() bool { return l.client.IPCPState() == ppp.StateOpened }, 3*time.Second) {
+		t.Fatalf("not online after the grant: %v", l.events)
+	}
+	if si := sessionOf(t, s); si.IPv4 != second.addr.String() {
+		t.Fatalf("online with %s, granted %v", si.IPv4, second.addr)
+	}
+
+	// An answer for a subscriber that is gone: what it was granted is
+	// released in the store.
+	late := second
+	late.addr = netip.MustParseAddr("100.64.0.19")
+	if err := st.Store.LeaseIPv4(context.Background(), "default", late.addr, late.owner, "lns-a"); err != nil {
+		t.Fatal(err)
+	}
+	late.sub = &subscriber{}
+	answer(late, nil)
+	waitFor(t, "the late grant released", func() bool { return leaseOwner(t, st, "lns-a", late.addr) == "" })
+	if n := counter(t, s, "store_late_claims"); n != 1 {
+		t.Fatalf("store_late_claims %d", n)
+	}
 }

@@ -65,6 +65,9 @@ type Server struct {
 	// sharedStore, set by tests before Run, replaces the configured
 	// store and is treated as a database other nodes share.
 	sharedStore store.Store
+	// claimsByHand, set by tests before Run, starts no claim workers:
+	// the test answers the claims itself.
+	claimsByHand bool
 	// pw holds what pseudowires and static tunnels opened.
 	pw pwServer
 }
