@@ -99,7 +99,13 @@ type access struct {
 	cands  func(user string) []lac.LNS
 	// radius is the RADIUS client when radius_tunnels is on.
 	radius func() *aaa.Client
-	counts struct{ up, down, refused, failed atomic.Uint64 }
+	counts struct {
+		up, down, refused, failed atomic.Uint64
+		// frames to clients through the datapath's relay, and through
+		// the LAC engine's shards (before the relay is set); from
+		// clients to the LNSs.
+		relayed, shardFrames, toLNS atomic.Uint64
+	}
 }
 
 // accessIface owns one interface's AC state machine and sessions; mu
@@ -240,7 +246,9 @@ func (ifc *accessIface) input(f *pppoe.Frame, pkt []byte) {
 			ifc.mu.Unlock()
 			// RFC 2516 §6: the payload starts with the protocol field;
 			// SendFrame puts the FF 03 address and control field back.
-			_ = ifc.a.engine.SendFrame(key, f.Payload)
+			if ifc.a.engine.SendFrame(key, f.Payload) == nil {
+				ifc.a.counts.toLNS.Add(1)
+			}
 			return
 		}
 		if s.eng != nil {
@@ -356,17 +364,24 @@ func (ifc *accessIface) flush(s *lacSession, now time.Time) {
 	}
 }
 
-// sendPPP sends a PPP frame (with or without FF 03) in a session packet.
+// frameBufs hold the session packets sent to clients.
+var frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, pppoe.HeaderLen+pppoe.MaxPPP); return &b }}
+
+// sendPPP sends a PPP frame (with or without FF 03) in a session packet
+// (RFC 2516 §6: the payload starts with the protocol field). It does not
+// allocate: the datapath's relay calls it for every frame from the LNS.
 func (ifc *accessIface) sendPPP(s *lacSession, fr []byte) {
 	if len(fr) >= 2 && fr[0] == 0xff && fr[1] == 0x03 {
 		fr = fr[2:]
 	}
-	var buf [pppoe.HeaderLen + pppoe.MaxPPP]byte
 	if len(fr) > pppoe.MaxPPP {
 		return
 	}
-	b := pppoe.AppendSession(buf[:0], s.peer, ifc.conn.HardwareAddr(), s.id, fr)
+	bp := frameBufs.Get().(*[]byte)
+	b := pppoe.AppendSession((*bp)[:0], s.peer, ifc.conn.HardwareAddr(), s.id, fr)
 	_ = ifc.conn.Write(b)
+	*bp = b[:0]
+	frameBufs.Put(bp)
 }
 
 // dial records the credentials as proxy authentication and asks RADIUS
@@ -545,6 +560,9 @@ func (s *lacSession) Up(ls lac.Session) {
 	}
 	s.up, s.key, s.state = ls, ls.Key, lacRelaying
 	s.relay.Store(true)
+	// From now on the datapath's reader hands the LNS's frames straight
+	// to the client; Frame below only sees those that came before.
+	ifc.a.engine.Engine().SetRelay(ls.Key, s.relayFrame)
 	ifc.a.log.Info("lac session up", append(ifc.fields(s), zap.String("lns", ls.LNS.Name),
 		zap.Uint32("tunnel_id", ls.TunnelID), zap.Uint32("session_id", ls.SessionID))...)
 }
@@ -562,12 +580,36 @@ func (s *lacSession) Down(id lac.CallID, r lac.Reason) {
 	ifc.drop(s, true)
 }
 
+// relayFrame is the session's datapath relay: a PPP frame from the LNS
+// to the client, on the datapath's reader goroutine.
+func (s *lacSession) relayFrame(frame []byte) {
+	if s.relay.Load() {
+		s.ifc.a.counts.relayed.Add(1)
+		s.ifc.sendPPP(s, frame)
+	}
+}
+
 // Frame relays a PPP frame from the LNS to the client (RFC 2516 §6).
 func (s *lacSession) Frame(id lac.CallID, frame []byte) {
 	if !s.relay.Load() {
 		return
 	}
+	s.ifc.a.counts.shardFrames.Add(1)
 	s.ifc.sendPPP(s, frame)
+}
+
+// stats adds the LAC role's counters to show stats.
+func (a *access) stats(m map[string]uint64) {
+	m["lac_pppoe_sessions"] = a.counts.up.Load()
+	m["lac_pppoe_sessions_ended"] = a.counts.down.Load()
+	m["lac_pppoe_discovery_refused"] = a.counts.refused.Load()
+	m["lac_calls_failed"] = a.counts.failed.Load()
+	m["lac_frames_to_clients_relayed"] = a.counts.relayed.Load()
+	m["lac_frames_to_clients_via_shards"] = a.counts.shardFrames.Load()
+	m["lac_frames_to_lns"] = a.counts.toLNS.Load()
+	es := a.engine.Stats()
+	m["lac_tunnels_opened"], m["lac_tunnels_failed"] = es.TunnelsOpened, es.TunnelsFailed
+	m["lac_calls_dialed"], m["lac_calls_up"], m["lac_failovers"] = es.CallsDialed, es.CallsUp, es.Failovers
 }
 
 // sessions lists the LAC-side sessions for show sessions.

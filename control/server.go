@@ -478,6 +478,9 @@ func (s *Server) Stats(ctx context.Context) (Stats, error) {
 				Responses: sv.Responses, LatencySeconds: sv.Latency.Seconds(), Requests: sv.Requests, Unanswered: sv.Unanswered})
 		}
 	}
+	if a := s.access.Load(); a != nil {
+		a.stats(st.Counters)
+	}
 	if acct := s.aaa.acct.Load(); acct != nil {
 		if sp, ok := acct.Spool().(interface{ Len() int }); ok {
 			st.AcctQueue = sp.Len()

@@ -146,6 +146,8 @@ type counters struct {
 	// tap, while a capture of the session runs, gets a copy of each of
 	// its packets; off, it costs one atomic load per packet.
 	tap atomic.Pointer[Tap]
+	// relay, when set (SetRelay), takes every PPP frame of the session.
+	relay atomic.Pointer[Relay]
 }
 
 // Tap receives a session's L2TP packets (UDP payloads; for a session on

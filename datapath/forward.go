@@ -86,6 +86,9 @@ func (e *Engine) deliver(ent *entry, h Header, pkt, frame []byte, from netip.Add
 		e.toTAP(ent, pkt, frame)
 		return
 	}
+	if e.relayed(ent, frame) {
+		return
+	}
 	proto, info, ok := ParsePPP(frame)
 	if !ok {
 		e.drop(dropMalformed, ent)

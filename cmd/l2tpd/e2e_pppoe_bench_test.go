@@ -56,6 +56,25 @@ func TestE2EPPPoEBench(t *testing.T) {
 	run("chap", "alice@"+poeRealm, clients, "02:51:00:00:00:00")
 	run("pap", "bob@"+poeRealm, clients/2, "02:52:00:00:00:00")
 
+	// The LAC's counters: every call up, and the LNS's frames reached the
+	// clients through the datapath's relay.
+	out, err := lac.ctl("show", "stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Counters map[string]uint64 `json:"counters"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatal(err)
+	}
+	c := st.Counters
+	t.Logf("LAC counters: %v", c)
+	if c["lac_calls_up"] != clients+clients/2 || c["lac_pppoe_sessions"] != clients+clients/2 ||
+		c["lac_frames_to_clients_relayed"] == 0 || c["lac_frames_to_lns"] == 0 {
+		t.Errorf("LAC counters %v", c)
+	}
+
 	// Every client hung up (PADT): nothing is left on either daemon.
 	for _, d := range []*daemon{lac, lns} {
 		d.waitFor(t, "every session to end after l2tpbench's PADTs", func() error {
