@@ -207,12 +207,16 @@ func (a *access) run(ctx context.Context, started chan<- error) {
 		started <- fmt.Errorf("control: lac: %w", err)
 		return
 	}
+	// The readers outlive ctx a little: the PADTs at the end go out on
+	// their sockets.
+	rctx, stopReaders := context.WithCancel(context.Background())
+	defer stopReaders()
 	var wg sync.WaitGroup
 	for _, ifc := range a.ifaces {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			if err := ifc.conn.Run(ctx, ifc.input); err != nil {
+			if err := ifc.conn.Run(rctx, ifc.input); err != nil {
 				a.log.Error("pppoe reader stopped", zap.String("interface", ifc.name), zap.Error(err))
 			}
 		}()
@@ -222,11 +226,12 @@ func (a *access) run(ctx context.Context, started chan<- error) {
 	a.log.Info("lac tunnels from", zap.String("addr", a.engine.LocalAddr().String()))
 	started <- nil
 	<-ctx.Done()
-	wg.Wait()
 	for _, ifc := range a.ifaces {
 		ifc.closeAll()
 	}
 	time.Sleep(200 * time.Millisecond) // let the CDNs leave before the tunnels close
+	stopReaders()
+	wg.Wait()
 	stopEngine()
 	<-engDone
 }

@@ -294,6 +294,32 @@ func TestE2EPPPoELAC(t *testing.T) {
 		}
 		return nil
 	})
+
+	// The LAC stopping sends every remaining client a PADT, and the LNS
+	// a CDN for each call.
+	lac.sigterm()
+	if ok, err := lac.wait(stopTimeout); !ok || err != nil {
+		t.Fatalf("LAC did not stop cleanly: %v %v", ok, err)
+	}
+	for _, subs := range []*pppoeSubs{chap, pap} {
+		subs.mu.Lock()
+		for m, s := range subs.subs {
+			if s != first && s.down != "PADT" {
+				t.Errorf("%v after the LAC stopped: down %q, want a PADT", m, s.down)
+			}
+		}
+		subs.mu.Unlock()
+	}
+	lns.waitFor(t, "the LNS sessions to end with the LAC", func() error {
+		ss, err := lns.lacSessions()
+		if err != nil {
+			return err
+		}
+		if len(ss) != 0 {
+			return fmt.Errorf("%w: %d left", errNotYet, len(ss))
+		}
+		return nil
+	})
 }
 
 // RADIUS chooses the LNS (RFC 2868): FreeRADIUS, in the LAC's namespace,
