@@ -44,6 +44,7 @@ type options struct {
 	redial            int
 	pppRestart        time.Duration
 	pppoe             pppoeOptions // -pppoe mode (pppoe.go)
+	opening           int
 }
 
 // sub is one emulated subscriber: a PPP client on a LAC call.

@@ -88,6 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (options, string, error) {
 	fs.BoolVar(&o.storm, "storm", false, "reconnect storm: drop all sessions at once, redial them all, time the return")
 	loss := fs.Float64("loss", 0, "lossy relay: percent of datagrams dropped (both ways)")
 	reorder := fs.Float64("reorder", 0, "lossy relay: percent of datagrams reordered (both ways)")
+	fs.IntVar(&o.opening, "open", 1, "tunnels opened to the LNS at once (l2tpns needs 1: it takes a second SCCRQ from one port for a duplicate)")
 	fs.IntVar(&o.shards, "shards", runtime.NumCPU(), "LAC shards (goroutines)")
 	fs.IntVar(&o.retries, "retries", 0, "control retransmissions before giving up (0: 5, or 10 with the relay)")
 	fs.DurationVar(&o.retransmit, "retransmit", 0, "initial control retransmission timeout (0: 1s)")
@@ -233,7 +234,8 @@ func run(ctx context.Context, o options, stderr io.Writer) (*Report, error) {
 		<-lacDone
 	}()
 	<-l.Ready()
-	cand := []lac.LNS{{Name: "lns", Addr: target, Secret: []byte(o.secret), HideAVPs: o.hide, Version: o.version}}
+	cand := []lac.LNS{{Name: "lns", Addr: target, Secret: []byte(o.secret), HideAVPs: o.hide, Version: o.version,
+		MaxOpening: o.opening}}
 	b := newBench(o, l, cand)
 
 	pctx, stopProgress := context.WithCancel(ctx)

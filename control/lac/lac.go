@@ -103,6 +103,11 @@ type LNS struct {
 	// MaxSessionsPerTunnel opens another tunnel to the same LNS when
 	// reached; 0 means 65535.
 	MaxSessionsPerTunnel int
+	// MaxOpening bounds the tunnels to this LNS between SCCRQ and SCCRP
+	// across the LAC; 0 means 1. Some LNSs take a second SCCRQ from the
+	// same address and port for a retransmission of the first while
+	// that one is open (l2tpns does), so one at a time is the default.
+	MaxOpening int
 }
 
 // CallRequest describes the subscriber a call is placed for.
@@ -190,10 +195,12 @@ type LAC struct {
 	ownEng bool
 	shards []*shard
 	dead   deadSet
-	next   atomic.Uint64 // call IDs and round-robin shard choice
-	ready  chan struct{}
-	runMu  sync.Mutex
-	ran    bool
+	// opening counts the tunnels between SCCRQ and SCCRP per LNS.
+	opening openGate
+	next    atomic.Uint64 // call IDs and round-robin shard choice
+	ready   chan struct{}
+	runMu   sync.Mutex
+	ran     bool
 }
 
 // New binds the LAC's socket (unless Config.Engine is given); Run starts it.
@@ -204,6 +211,7 @@ func New(cfg Config, log *zap.Logger) (*LAC, error) {
 	}
 	l := &LAC{cfg: cfg, log: log, ready: make(chan struct{})}
 	l.dead.m = make(map[netip.AddrPort]time.Time)
+	l.opening.n = make(map[netip.AddrPort]int)
 	if cfg.Engine != nil {
 		if cfg.Socket == nil {
 			return nil, errors.New("lac: Engine given without Socket")
@@ -452,4 +460,33 @@ func (d *deadSet) isDead(a netip.AddrPort, now time.Time) bool {
 		return false
 	}
 	return true
+}
+
+// openGate bounds the tunnels being opened to each LNS, over all shards.
+type openGate struct {
+	mu      sync.Mutex
+	n       map[netip.AddrPort]int
+	waiters atomic.Int64 // calls deferred in any shard
+}
+
+func (g *openGate) acquire(lns LNS) bool {
+	max := lns.MaxOpening
+	if max <= 0 {
+		max = 1
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.n[lns.Addr] >= max {
+		return false
+	}
+	g.n[lns.Addr]++
+	return true
+}
+
+func (g *openGate) release(a netip.AddrPort) {
+	g.mu.Lock()
+	if g.n[a]--; g.n[a] <= 0 {
+		delete(g.n, a)
+	}
+	g.mu.Unlock()
 }

@@ -67,6 +67,7 @@ type tunnelEntry struct {
 	awaitICCN map[uint32]*call
 	idleSince time.Time
 	wasUp     bool
+	opening   bool // holds one of the LNS's opening slots
 }
 
 func (te *tunnelEntry) load() int { return len(te.calls) + len(te.pending) }
@@ -156,6 +157,9 @@ type shard struct {
 	timers  timerHeap
 	pkts    [][]byte
 	ups     []Session // installed, the handler not told yet
+	// deferred calls wait for a tunnel to their LNS to finish opening.
+	deferred []*call
+	l        *LAC
 
 	ctr       counters
 	ntunnels  atomic.Int64
@@ -165,6 +169,7 @@ type shard struct {
 
 func newShard(l *LAC, i int, out sender) *shard {
 	return &shard{
+		l:       l,
 		cfg:     &l.cfg,
 		log:     l.log,
 		dead:    &l.dead,
@@ -330,7 +335,15 @@ func (sh *shard) place(now time.Time, c *call) {
 	for c.next < len(c.cands) {
 		lns := c.cands[c.next]
 		c.attempts++
-		te := sh.tunnelFor(now, lns, c.req.Group)
+		te, wait := sh.tunnelFor(now, lns, c.req.Group)
+		if wait {
+			// Another tunnel to this LNS is still opening.
+			c.attempts--
+			c.te, c.sid = nil, 0
+			sh.deferred = append(sh.deferred, c)
+			sh.l.opening.waiters.Add(1)
+			return
+		}
 		if te == nil {
 			c.next++
 			continue
@@ -390,8 +403,23 @@ func (sh *shard) startCall(now time.Time, te *tunnelEntry, c *call) bool {
 	return true
 }
 
-// tunnelFor finds a tunnel to lns that can take one more call, or opens one.
-func (sh *shard) tunnelFor(now time.Time, lns LNS, group uint32) *tunnelEntry {
+// retryDeferred places again the calls that waited for a tunnel to
+// finish opening.
+func (sh *shard) retryDeferred(now time.Time) {
+	d := sh.deferred
+	sh.deferred = nil
+	sh.l.opening.waiters.Add(-int64(len(d)))
+	for _, c := range d {
+		if sh.calls[c.id] == c && c.te == nil && c.closing == nil {
+			sh.place(now, c)
+		}
+	}
+}
+
+// tunnelFor finds a tunnel to lns that can take one more call, or opens
+// one; wait says a new tunnel must wait until another one to the same
+// LNS has finished opening (LNS.MaxOpening).
+func (sh *shard) tunnelFor(now time.Time, lns LNS, group uint32) (*tunnelEntry, bool) {
 	key := poolKey{lns.Addr, group}
 	max := lns.MaxSessionsPerTunnel
 	if max <= 0 {
@@ -400,12 +428,16 @@ func (sh *shard) tunnelFor(now time.Time, lns LNS, group uint32) *tunnelEntry {
 	for _, te := range sh.pools[key] {
 		st := te.t.State()
 		if (st == tunnel.StateEstablished || st == tunnel.StateWaitCtlReply) && !te.full && te.load() < max {
-			return te
+			return te, false
 		}
+	}
+	if !sh.l.opening.acquire(lns) {
+		return nil, true
 	}
 	id, ok := sh.allocTunnelID()
 	if !ok {
-		return nil
+		sh.l.opening.release(lns.Addr)
+		return nil, false
 	}
 	version, fallback := lns.Version, false
 	if version == 0 {
@@ -423,7 +455,7 @@ func (sh *shard) tunnelFor(now time.Time, lns LNS, group uint32) *tunnelEntry {
 			return !used
 		},
 	}
-	te := &tunnelEntry{lns: lns, peer: lns.Addr, pool: key, calls: make(map[uint32]*call)}
+	te := &tunnelEntry{lns: lns, peer: lns.Addr, pool: key, calls: make(map[uint32]*call), opening: true}
 	te.t = tunnel.NewInitiator(now, cfg)
 	sh.tunnels[id] = te
 	sh.pools[key] = append(sh.pools[key], te)
@@ -431,7 +463,27 @@ func (sh *shard) tunnelFor(now time.Time, lns LNS, group uint32) *tunnelEntry {
 	sh.ntunnels.Add(1)
 	sh.log.Debug("opening tunnel", zap.Uint32("tunnel_id", id), zap.String("lns", lns.Addr.String()), zap.Uint8("version", version))
 	sh.service(now, te)
-	return te
+	return te, false
+}
+
+// opened releases the LNS's opening slot once the tunnel is up or gone.
+func (sh *shard) opened(now time.Time, te *tunnelEntry) {
+	if !te.opening {
+		return
+	}
+	te.opening = false
+	sh.l.opening.release(te.lns.Addr)
+	if sh.l.opening.waiters.Load() > 0 {
+		for _, o := range sh.l.shards {
+			if o == sh {
+				continue
+			}
+			o.post(o.retryDeferred)
+		}
+	}
+	if len(sh.deferred) > 0 {
+		sh.retryDeferred(now)
+	}
 }
 
 // allocTunnelID picks an unused tunnel ID in this shard's residue class,
@@ -503,7 +555,7 @@ func (sh *shard) service(now time.Time, te *tunnelEntry) {
 	}
 	sh.announce()
 	if te.t.Done() {
-		sh.removeTunnel(te)
+		sh.removeTunnel(now, te)
 		return
 	}
 	d := te.t.Deadline()
@@ -580,7 +632,7 @@ func (sh *shard) announce() {
 	sh.ups = sh.ups[:0]
 }
 
-func (sh *shard) removeTunnel(te *tunnelEntry) {
+func (sh *shard) removeTunnel(now time.Time, te *tunnelEntry) {
 	id := te.t.ID()
 	if sh.tunnels[id] != te {
 		return
@@ -600,6 +652,7 @@ func (sh *shard) removeTunnel(te *tunnelEntry) {
 	}
 	sh.ctr.retransmits.Add(te.t.Stats().Reliable.Retransmits)
 	sh.ntunnels.Add(-1)
+	sh.opened(now, te)
 }
 
 // report acts on one tunnel event.
@@ -607,6 +660,7 @@ func (sh *shard) report(now time.Time, te *tunnelEntry, ev tunnel.Event) {
 	switch ev.Kind {
 	case tunnel.TunnelUp:
 		te.wasUp = true
+		defer sh.opened(now, te)
 		sh.ctr.tunnelsUp.Add(1)
 		sh.dead.clear(te.lns.Addr)
 		sh.log.Debug("tunnel established", zap.Uint32("tunnel_id", te.t.ID()), zap.Uint32("peer_tunnel_id", te.t.Peer().TunnelID),
@@ -623,6 +677,7 @@ func (sh *shard) report(now time.Time, te *tunnelEntry, ev tunnel.Event) {
 	case tunnel.TunnelFallback:
 		sh.log.Debug("LNS refused L2TPv3, retrying in L2TPv2", zap.Uint32("tunnel_id", te.t.ID()))
 	case tunnel.TunnelDown:
+		defer sh.opened(now, te)
 		if !te.wasUp {
 			sh.ctr.tunnelsFailed.Add(1)
 			sh.dead.mark(te.lns.Addr, now.Add(sh.cfg.HoldDown))

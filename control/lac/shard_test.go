@@ -71,7 +71,9 @@ func newFakeNet(t *testing.T, cfg Config, lns ...*fakeLNS) *fakeNet {
 	n := &fakeNet{t: t, now: time.Unix(1_700_000_000, 0), lns: map[netip.AddrPort]*fakeLNS{}, dp: &fakeDP{installed: map[datapath.SessionKey]datapath.Session{}}}
 	l := &LAC{cfg: cfg, log: zap.NewNop()}
 	l.dead.m = map[netip.AddrPort]time.Time{}
+	l.opening.n = map[netip.AddrPort]int{}
 	n.sh = newShard(l, 0, n)
+	l.shards = []*shard{n.sh}
 	n.sh.dp = n.dp
 	for _, x := range lns {
 		x.tunnels = map[uint32]*tunnel.Tunnel{}
@@ -510,5 +512,35 @@ func TestUpWaitsForQueuedICCN(t *testing.T) {
 	n.advance(5*time.Second, 100*time.Millisecond)
 	if len(h.ups) != 30 || h.late != 0 {
 		t.Fatalf("%d up, %d told before their ICCN left", len(h.ups), h.late)
+	}
+}
+
+// Tunnels to one LNS open one at a time by default (l2tpns takes a second
+// SCCRQ from the same address and port, while the first tunnel is still
+// opening, for a duplicate of it); the calls that wait are placed as soon
+// as the first tunnel is up.
+func TestOneTunnelOpeningPerLNS(t *testing.T) {
+	a := newLNS("198.51.100.1:1701")
+	n := newFakeNet(t, Config{}, a)
+	r := newRecorder()
+	lns := LNS{Addr: a.addr, Version: 2}
+	for g := uint32(1); g <= 3; g++ {
+		n.sh.dial(n.now, CallID(g), CallRequest{Group: g}, []LNS{lns}, r)
+	}
+	if len(n.queue) != 1 || len(n.sh.deferred) != 2 {
+		t.Fatalf("%d SCCRQs sent at once, %d calls waiting; want 1 and 2", len(n.queue), len(n.sh.deferred))
+	}
+	n.deliver()
+	if len(r.ups) != 3 || a.sccrqs != 3 || len(n.sh.tunnels) != 3 {
+		t.Fatalf("%d up, %d SCCRQs, %d tunnels", len(r.ups), a.sccrqs, len(n.sh.tunnels))
+	}
+	// MaxOpening raises the bound.
+	b := newLNS("198.51.100.2:1701")
+	n2 := newFakeNet(t, Config{}, b)
+	for g := uint32(1); g <= 3; g++ {
+		n2.sh.dial(n2.now, CallID(g), CallRequest{Group: g}, []LNS{{Addr: b.addr, Version: 2, MaxOpening: 8}}, r)
+	}
+	if len(n2.queue) != 3 {
+		t.Fatalf("%d SCCRQs sent at once with MaxOpening 8", len(n2.queue))
 	}
 }
