@@ -51,6 +51,8 @@ type routeState struct {
 	// until the last lease ends.
 	draining []drainingPool
 	lastErr  string // logged once
+	// ip runs the ip command (tests record instead).
+	ip func(args ...string) error
 }
 
 type drainingPool struct {
@@ -69,7 +71,7 @@ func (s *Server) setupKernelRoutes(dev string, cfg *Config) error {
 			errs = append(errs, err.Error())
 		}
 	}
-	s.routes = routeState{dev: dev, installed: map[netip.Prefix]bool{}}
+	s.routes = routeState{dev: dev, installed: map[netip.Prefix]bool{}, ip: runIP}
 	if err := s.syncRoutes(); err != nil {
 		errs = append(errs, err.Error())
 	}
@@ -138,7 +140,7 @@ func (s *Server) syncRoutes() error {
 		if rs.installed[pfx] {
 			continue
 		}
-		if err := runIP(family(pfx), "route", "replace", pfx.String(), "dev", rs.dev); err != nil {
+		if err := rs.ip(family(pfx), "route", "replace", pfx.String(), "dev", rs.dev); err != nil {
 			errs = append(errs, err.Error())
 			continue
 		}
@@ -150,7 +152,7 @@ func (s *Server) syncRoutes() error {
 		}
 		// Forgotten even when ip fails (the route may be gone
 		// already): an error is not retried every second.
-		if err := runIP(family(pfx), "route", "del", pfx.String(), "dev", rs.dev); err != nil {
+		if err := rs.ip(family(pfx), "route", "del", pfx.String(), "dev", rs.dev); err != nil {
 			errs = append(errs, err.Error())
 		}
 		delete(rs.installed, pfx)
