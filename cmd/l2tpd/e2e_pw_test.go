@@ -82,6 +82,14 @@ func TestE2EPseudowireEthernet(t *testing.T) {
 			if !tc.reconnects {
 				return
 			}
+			// RFC 4719 §2.3.2: A's TAP going down reaches B as an SLI
+			// with the circuit inactive, and coming back as active.
+			mustRun(t, "ip", "-n", p.a, "link", "set", "pweth0", "down")
+			b.waitPW(t, "B told A's circuit is down", func(s pwSessionJSON) bool { return s.Pseudowire == "pw1" && !s.PeerCircuit })
+			a.waitPW(t, "A reporting its circuit down", func(s pwSessionJSON) bool { return s.Pseudowire == "pw1" && !s.Circuit })
+			mustRun(t, "ip", "-n", p.a, "link", "set", "pweth0", "up")
+			b.waitPW(t, "B told A's circuit is up", func(s pwSessionJSON) bool { return s.Pseudowire == "pw1" && s.PeerCircuit })
+			pingThroughTunnel(t, p.a, netip.MustParseAddr("192.168.90.2"), []byte("circuit back"))
 			// RFC 3931 §3.1: the control connection goes; the pseudowire
 			// is placed again on a new one.
 			if _, err := a.ctl("clear", "tunnel", strconv.FormatUint(uint64(sa.TunnelID), 10)); err != nil {
