@@ -7,7 +7,7 @@ FUZZTIME ?= 10s
 FUZZPARALLEL ?= 1
 BINDIR   ?= bin
 
-.PHONY: all build deps test fmt-check vet test-go fuzz clean
+.PHONY: all build deps test fmt-check vet test-go fuzz bench-lns clean
 
 all: build
 
@@ -43,6 +43,11 @@ test-go:
 ## fuzz: run every fuzz target in the repository for $(FUZZTIME)
 fuzz:
 	GO="$(GO)" .ci/fuzz-smoke $(FUZZTIME) $(FUZZPARALLEL)
+
+## bench-lns: setup rate and scale of l2tpd against l2tpns with l2tpbench
+## (root, network namespaces, several minutes; docs/l2tpbench.md)
+bench-lns:
+	cmd/l2tpbench/bench-lns.sh
 
 clean:
 	rm -rf $(BINDIR)

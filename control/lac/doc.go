@@ -26,7 +26,16 @@
 // established (retransmissions exhausted, or StopCCN) the LNS is held
 // down for Config.HoldDown and the call moves on to the next candidate;
 // a call the LNS refuses (CDN) moves on too. Config.SetupTimeout bounds
-// the whole search.
+// the whole search. At most LNS.MaxOpening tunnels (default 1) to one
+// LNS are between SCCRQ and SCCRP at a time, over all shards: l2tpns
+// takes a second SCCRQ from the same address and port, while the first
+// tunnel is opening, for a retransmission of the first. Calls that need
+// a new tunnel meanwhile wait and are placed when it is up or failed.
+//
+// A session is installed in the datapath before its ICCN leaves (the
+// LNS may answer the ICCN with LCP at once), and its Handler hears Up
+// only once the ICCN is on the wire (it may wait behind a full window):
+// PPP sent earlier would reach the LNS before the call is connected.
 //
 // The Handler given to Dial hears of the call on the owning shard's
 // goroutine and must not block:
