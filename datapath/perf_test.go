@@ -26,10 +26,12 @@ import (
 // BenchmarkForward measures the whole forwarding path through the kernel,
 // in a network namespace of its own, in both directions:
 //
-//	up:   L2TPv2 data (PPP/IPv4) on the UDP socket → strip → TUN write
-//	down: TUN read → route to the session → L2TP+PPP in headroom → sendmmsg
+//	up:     L2TPv2 data (PPP/IPv4) on the UDP socket → strip → TUN write
+//	up-gso: the same, the generator sending UDP_SEGMENT super-datagrams of
+//	        32 messages (what a NIC's GRO hands a UDP_GRO socket)
+//	down:   TUN read → route to the session → L2TP+PPP in headroom → sendmmsg
 //
-// For each direction and IP packet size it runs three consumers against
+// For each direction and IP packet size it runs four consumers against
 // the same generator:
 //
 //   - impl=raw: a loop that makes the same system calls with equivalent
@@ -40,11 +42,15 @@ import (
 //     10-byte header and has no session table and no checks: the limit;
 //   - impl=rawpoll: the same loop with its descriptors under the Go
 //     runtime's netpoller (os.File, RawConn callbacks, os.File.Write for
-//     the TUN), which is how the Engine does its I/O;
-//   - impl=l2tpd: the Engine with one installed session.
+//     the TUN), the engine's former I/O model;
+//   - impl=l2tpd-plain: the Engine with one installed session and UDP GSO
+//     and GRO disabled, so it makes the same system calls as raw;
+//   - impl=l2tpd: the Engine as configured by default, with UDP GSO toward
+//     the peer and UDP GRO on the socket (it fails if the kernel lacks
+//     them or, where they apply, they did nothing).
 //
-// raw→rawpoll is what the netpoller costs; rawpoll→l2tpd is l2tpd's own
-// per-packet work (classify, look up, check, count, route, encapsulate).
+// raw→l2tpd-plain is l2tpd's own per-packet work (classify, look up,
+// check, count, route, encapsulate); raw→l2tpd is what the offloads gain.
 //
 // The generator runs on a locked OS thread of this process and blasts
 // prebuilt packets with sendmmsg as fast as the kernel takes them:
@@ -62,7 +68,7 @@ import (
 // It needs root; go test runs it only with -bench. docs/performance.md
 // has the results and how to reproduce them:
 //
-//	go test -run '^$' -bench Forward -benchtime 2000000x ./datapath/
+//	go test -run '^$' -bench '^BenchmarkForward$' -benchtime 1000000x ./datapath/
 func BenchmarkForward(b *testing.B) {
 	perfRequireRoot(b)
 	for _, dir := range []string{"up", "up-gso", "down"} {
