@@ -155,6 +155,26 @@ func TestE2EPseudowireVLAN(t *testing.T) {
 	if vid, ok := vlanFrameTry(t, p.a, p.b, "trunk0", 101, []byte("vlan 101 nowhere"), time.Second); ok {
 		t.Fatalf("a frame of VLAN 101, which no pseudowire carries, reached B (tagged %d)", vid)
 	}
+
+	// A reload that removes the pseudowire clears its call at both ends
+	// and closes B's TAP; one that adds it back places the call again.
+	none := func(sock string) string { return pwConfig("pw-b", sock, []string{pwAddrB + ":1701"}, "") }
+	b.reload(t, none)
+	a.waitSessionGone(t, "the call cleared on A by B's reload", sa.SessionID)
+	b.waitSessionGone(t, "the call cleared on B by its reload", sb.SessionID)
+	b.waitFor(t, "B's TAP closed", func() error {
+		if err := exec.Command("ip", "-n", p.b, "link", "show", "trunk0").Run(); err == nil {
+			return fmt.Errorf("%w: trunk0 still exists", errNotYet)
+		}
+		return nil
+	})
+	b.reload(t, b.render)
+	a.waitPW(t, "the pseudowire back on A after B's reload", func(s pwSessionJSON) bool { return s.Pseudowire == "v" && s.State == "established" })
+	b.waitPW(t, "the pseudowire back on B after its reload", func(s pwSessionJSON) bool { return s.Pseudowire == "v" && s.State == "established" })
+	mustRun(t, "ip", "-n", p.b, "link", "set", "trunk0", "up")
+	if vid := vlanFrameThrough(t, p.a, p.b, "trunk0", 100, []byte("after reload")); vid != 200 {
+		t.Fatalf("after the reload a frame tagged 100 on A left B tagged %d, want 200", vid)
+	}
 }
 
 // Static L2TPv3 sessions (RFC 3931 §3.1) between two l2tpd, with a
