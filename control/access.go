@@ -249,9 +249,10 @@ func (ifc *accessIface) input(f *pppoe.Frame, pkt []byte) {
 		if s.relay.Load() {
 			key := s.key
 			ifc.mu.Unlock()
-			// RFC 2516 §6: the payload starts with the protocol field;
-			// SendFrame puts the FF 03 address and control field back.
-			if ifc.a.engine.SendFrame(key, f.Payload) == nil {
+			// RFC 2516 §6: the payload starts with the protocol field.
+			// The L2TP header and FF 03 go where the Ethernet and PPPoE
+			// headers were: the frame itself is not copied.
+			if ifc.a.engine.Engine().SendFrameHeadroom(key, pkt[:pppoe.HeaderLen+len(f.Payload)], pppoe.HeaderLen) == nil {
 				ifc.a.counts.toLNS.Add(1)
 			}
 			return

@@ -57,3 +57,45 @@ func TestRelay(t *testing.T) {
 		t.Fatal("without the relay the IPv4 frame must reach the TUN")
 	}
 }
+
+// SendFrameHeadroom writes the session's header in front of the frame in
+// the caller's buffer and sends the same message SendFrame would build
+// (RFC 2661 §3.1: the L2TP header, then FF 03 and the PPP frame); with
+// too little headroom it falls back to copying.
+func TestSendFrameHeadroom(t *testing.T) {
+	r := newRig(t, true, 8)
+	r.installV2(t, func(s *Session) { s.Sequencing = true })
+	lcp := []byte{0xc0, 0x21, 9, 1, 0, 8, 1, 2, 3, 4}
+	if err := r.e.SendFrame(key2, lcp); err != nil {
+		t.Fatal(err)
+	}
+	buf := append(make([]byte, 20), lcp...)
+	if err := r.e.SendFrameHeadroom(key2, buf, 20); err != nil {
+		t.Fatal(err)
+	}
+	short := append(make([]byte, 4), lcp...)
+	if err := r.e.SendFrameHeadroom(key2, short, 4); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.io.sent) != 3 {
+		t.Fatalf("%d sent", len(r.io.sent))
+	}
+	for i, m := range r.io.sent {
+		h, frame, err := ParseV2(m.b)
+		if err != nil || h.Tunnel != 7 || h.Session != 8 || !h.Sequenced || h.Ns != uint32(i) ||
+			!bytes.Equal(frame, append([]byte{0xff, 0x03}, lcp...)) || m.to != lac {
+			t.Errorf("message %d: %+v %x %v to %v", i, h, frame, err, m.to)
+		}
+	}
+	// In place: the header was written into the caller's buffer.
+	hl := len(r.io.sent[1].b) - len(lcp)
+	if !bytes.Equal(buf[20-hl:], r.io.sent[1].b) {
+		t.Errorf("headroom message %x, buffer %x", r.io.sent[1].b, buf)
+	}
+	if c, _ := r.e.Counters(key2); c.TxPackets != 3 || c.TxBytes != uint64(3*(len(lcp)-2)) {
+		t.Errorf("counters %+v", c)
+	}
+	if err := r.e.SendFrameHeadroom(SessionKey{Version: 2, Tunnel: 9, Session: 9}, buf, 20); err == nil {
+		t.Error("sent for a session not installed")
+	}
+}
