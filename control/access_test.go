@@ -45,3 +45,32 @@ func TestValidateLAC(t *testing.T) {
 		}
 	}
 }
+
+// RFC 2661 §4.4.5: Initial Received LCP CONFREQ is the client's first
+// Configure-Request, Last Received its last one, Last Sent ours, each
+// from the first option on; a PAP request's Identifier is kept for Proxy
+// Authen ID.
+func TestProxyRecording(t *testing.T) {
+	s := &lacSession{}
+	first := []byte{0xc0, 0x21, 1, 1, 0, 14, 1, 4, 0x05, 0xd4, 5, 6, 0, 0, 0, 1}
+	second := []byte{0xc0, 0x21, 1, 2, 0, 10, 5, 6, 0, 0, 0, 2}
+	ours := []byte{0xff, 0x03, 0xc0, 0x21, 1, 7, 0, 13, 1, 4, 0x05, 0xd4, 3, 5, 0xc2, 0x23, 5}
+	ack := []byte{0xc0, 0x21, 2, 7, 0, 13, 1, 4, 0x05, 0xd4, 3, 5, 0xc2, 0x23, 5}
+	pap := []byte{0xc0, 0x23, 1, 42, 0, 10, 1, 'u', 3, 'p', 'w', 'd'}
+	s.record(first, true)
+	s.record(ours, false)
+	s.record(second, true)
+	s.record(ack, true)
+	s.record(pap, true)
+	if string(s.proxy.InitialReceivedConfReq) != string(first[6:]) ||
+		string(s.proxy.LastReceivedConfReq) != string(second[6:]) ||
+		string(s.proxy.LastSentConfReq) != string(ours[8:]) || s.papID != 42 {
+		t.Fatalf("%+v pap id %d", s.proxy, s.papID)
+	}
+	// Garbage is ignored.
+	s.record([]byte{0xc0}, true)
+	s.record([]byte{0xc0, 0x21, 1}, true)
+	if string(s.proxy.LastReceivedConfReq) != string(second[6:]) {
+		t.Fatal("garbage recorded")
+	}
+}
