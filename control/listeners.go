@@ -33,6 +33,8 @@ type listenerSet struct {
 	// draining is read by the shards on every new SCCRQ; replaced
 	// whole (copy on write) under sockMu.
 	draining atomic.Pointer[map[*datapath.Socket]bool]
+	// retired are removed listeners that could not be closed.
+	retired []*datapath.Socket
 }
 
 // socketDraining reports whether sk belongs to a removed listener.
@@ -52,6 +54,9 @@ func (s *Server) addListenerLocked(addr string, sk *datapath.Socket) {
 
 func (s *Server) setDrainingLocked() {
 	m := make(map[*datapath.Socket]bool)
+	for _, sk := range s.listeners.retired {
+		m[sk] = true
+	}
 	for _, l := range s.listeners.byAddr {
 		if l.draining {
 			m[l.sk] = true
@@ -96,6 +101,7 @@ func (s *Server) applyListeners(added []*listener, removed []string) {
 			s.log.Info("listener back in service", zap.String("addr", l.addr))
 			continue
 		}
+		s.listeners.retired = slices.DeleteFunc(s.listeners.retired, func(sk *datapath.Socket) bool { return sk == l.sk })
 		s.addListenerLocked(l.addr, l.sk)
 		s.log.Info("listening", zap.String("addr", l.sk.LocalAddr().String()))
 	}
@@ -139,8 +145,10 @@ func (s *Server) reapListeners(ctx context.Context) error {
 			continue
 		}
 		if err := l.sk.Release(); err != nil {
-			s.log.Warn("closing a removed listener", zap.String("addr", l.addr), zap.Error(err))
-			continue
+			// An ip: socket (it may serve pseudowires too) stays
+			// open until a restart, taking no new tunnel.
+			s.log.Warn("a removed listener stays open until restart", zap.String("addr", l.addr), zap.Error(err))
+			s.listeners.retired = append(s.listeners.retired, l.sk)
 		}
 		delete(s.listeners.byAddr, l.addr)
 		s.socks = slices.DeleteFunc(s.socks, func(sk *datapath.Socket) bool { return sk == l.sk })
