@@ -167,11 +167,14 @@ func (s *Server) pwSocket(netns, encap string, local, peer netip.Addr) (*datapat
 }
 
 // listenerFor is a UDP listener of the default namespace bound to local
-// (or to the unspecified address of its family) and port.
+// (or to the unspecified address of its family) and port. With local
+// unspecified any listener of its family on port serves: routing then
+// picks the source address, as for the unspecified listener.
 func (s *Server) listenerFor(local netip.Addr, port uint16) *datapath.Socket {
 	s.sockMu.Lock()
 	defer s.sockMu.Unlock()
 	local = local.Unmap()
+	var fallback *datapath.Socket
 	for _, sk := range s.socks {
 		if s.encapOf(sk) != wire.EncapUDP {
 			continue
@@ -188,8 +191,11 @@ func (s *Server) listenerFor(local netip.Addr, port uint16) *datapath.Socket {
 		if a == local || a.IsUnspecified() {
 			return sk
 		}
+		if local.IsUnspecified() && fallback == nil {
+			fallback = sk
+		}
 	}
-	return nil
+	return fallback
 }
 
 // openTAP opens (once) a pseudowire's TAP device in its namespace.
