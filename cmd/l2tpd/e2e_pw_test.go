@@ -40,10 +40,12 @@ func TestE2EPseudowireEthernet(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newPWPair(t)
 			pw := func(peer, local string) string {
+				if local != "" {
+					local = "\n    local: " + local
+				}
 				return fmt.Sprintf(`pseudowires:
   - name: pw1
-    peer: %s
-    local: %s
+    peer: %s%s
     encap: %s
     type: ethernet
     vc_id: 4242
@@ -51,8 +53,14 @@ func TestE2EPseudowireEthernet(t *testing.T) {
     cookie: 8
 `, peer, local, tc.encap)
 			}
+			// Over UDP, B gives no local address: it sends from its
+			// listener.
+			localB := tc.peerB
+			if tc.encap == "udp" {
+				localB = ""
+			}
 			a := startPWDaemon(t, p.a, func(sock string) string { return pwConfig("pw-a", sock, tc.listenA, pw(tc.peerB, tc.peerA)) })
-			b := startPWDaemon(t, p.b, func(sock string) string { return pwConfig("pw-b", sock, tc.listenB, pw(tc.peerA, tc.peerB)) })
+			b := startPWDaemon(t, p.b, func(sock string) string { return pwConfig("pw-b", sock, tc.listenB, pw(tc.peerA, localB)) })
 			up := func(s pwSessionJSON) bool { return s.Pseudowire == "pw1" && s.State == "established" }
 			sa := a.waitPW(t, "pseudowire pw1 on A", up)
 			sb := b.waitPW(t, "pseudowire pw1 on B", up)
@@ -64,7 +72,16 @@ func TestE2EPseudowireEthernet(t *testing.T) {
 					t.Fatalf("session %+v: want an ethernet v3 session on pweth0 with 8-octet cookies both ways, circuits active", s)
 				}
 			}
-			// One call survives when both ends place it.
+			// Both ends dialed (B from its listener, having no local
+			// address), and one call survives though both placed it.
+			for _, d := range []*pwDaemon{a, b} {
+				d.waitFor(t, "a tunnel of its own", func() error {
+					if _, c := d.pwStats(t); c["pseudowire_dials"] == 0 || c["tunnels_established"] < 2 {
+						return fmt.Errorf("%w: counters %v", errNotYet, c)
+					}
+					return nil
+				})
+			}
 			time.Sleep(1500 * time.Millisecond)
 			for _, d := range []*pwDaemon{a, b} {
 				ss, err := d.pwSessions()
