@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/netip"
 	"sort"
 	"strings"
@@ -308,6 +309,9 @@ func (ifc *accessIface) start(now time.Time, as pppoe.ACSession) {
 		Auth: auth, Name: ifc.a.host, IPv4: true, AuthTimeout: 20 * time.Second})
 	if err != nil {
 		ifc.a.log.Error("ppp", zap.Error(err))
+		if out, ok := ifc.ac.Terminate(as.ID, nil); ok {
+			_ = ifc.conn.Write(out)
+		}
 		return
 	}
 	s := &lacSession{ifc: ifc, id: as.ID, peer: as.Peer, started: now, state: lacNegotiating, eng: eng}
@@ -422,7 +426,7 @@ func (ifc *accessIface) dial(s *lacSession, req *ppp.AuthRequest, now time.Time)
 			ifc.a.log.Warn("radius", append(ifc.fields(s), zap.Error(err))...)
 		}
 	}
-	ifc.place(s, ifc.a.cands(s.user))
+	ifc.place(s, ifc.a.cands(s.user), 0)
 }
 
 // authorized takes the RADIUS answer: a reject is told to the client
@@ -452,7 +456,25 @@ func (ifc *accessIface) authorized(s *lacSession, res aaa.Result) {
 	if len(cands) == 0 {
 		cands = ifc.a.cands(s.user)
 	}
-	ifc.place(s, cands)
+	ifc.place(s, cands, assignmentGroup(res.Attrs.Tunnels))
+}
+
+// assignmentGroup keeps calls with the same Tunnel-Assignment-Id (RFC
+// 2868 §3.7) in the same tunnels, and those with different ones apart:
+// the preferred group's identifier names the LAC engine's call group.
+func assignmentGroup(ts []aaa.Tunnel) uint32 {
+	id, pref, found := "", uint32(0), false
+	for _, t := range ts {
+		if t.AssignmentID != "" && (!found || t.Preference < pref) {
+			id, pref, found = t.AssignmentID, t.Preference, true
+		}
+	}
+	if !found {
+		return 0
+	}
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return h.Sum32() | 1
 }
 
 // tunnelCandidates turns the tagged Tunnel-* groups of an Access-Accept
@@ -479,8 +501,9 @@ func tunnelCandidates(ts []aaa.Tunnel) []lac.LNS {
 	return out
 }
 
-// place dials the candidates with the recorded proxy AVPs.
-func (ifc *accessIface) place(s *lacSession, cands []lac.LNS) {
+// place dials the candidates with the recorded proxy AVPs; calls of one
+// non-zero group share tunnels.
+func (ifc *accessIface) place(s *lacSession, cands []lac.LNS, group uint32) {
 	// The LNS answers the credentials: the local engine stops here.
 	s.eng = nil
 	s.state = lacDialing
@@ -491,7 +514,7 @@ func (ifc *accessIface) place(s *lacSession, cands []lac.LNS) {
 	}
 	proxy := s.proxy
 	id, err := ifc.a.engine.Dial(lac.CallRequest{UserName: s.user, CallingNumber: s.peer.String(),
-		FramingType: 1, Proxy: &proxy}, cands, s)
+		FramingType: 1, Proxy: &proxy, Group: group}, cands, s)
 	if err != nil {
 		ifc.a.log.Warn("dial", append(ifc.fields(s), zap.Error(err))...)
 		ifc.drop(s, true)

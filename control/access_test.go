@@ -74,3 +74,18 @@ func TestProxyRecording(t *testing.T) {
 		t.Fatal("garbage recorded")
 	}
 }
+
+// RFC 2868 §3.7: the same Tunnel-Assignment-Id means the same tunnel; the
+// preferred group's identifier is the call's group.
+func TestAssignmentGroup(t *testing.T) {
+	a := []aaa.Tunnel{{Tag: 1, AssignmentID: "b", Preference: 2}, {Tag: 2, AssignmentID: "a", Preference: 1}}
+	b := []aaa.Tunnel{{Tag: 1, AssignmentID: "a", Preference: 5}}
+	c := []aaa.Tunnel{{Tag: 1, AssignmentID: "b", Preference: 1}}
+	ga, gb, gc := assignmentGroup(a), assignmentGroup(b), assignmentGroup(c)
+	if ga == 0 || ga != gb || ga == gc {
+		t.Fatalf("groups %d %d %d", ga, gb, gc)
+	}
+	if g := assignmentGroup([]aaa.Tunnel{{Tag: 1}}); g != 0 {
+		t.Fatalf("no Tunnel-Assignment-Id: group %d", g)
+	}
+}

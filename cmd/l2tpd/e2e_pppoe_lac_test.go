@@ -384,6 +384,10 @@ func TestE2EPPPoELACRADIUSFailover(t *testing.T) {
 			t.Errorf("LNS session %+v; want proxy_lcp and user %s", s, user)
 		}
 	}
+	// RFC 2868 §3.7: the same Tunnel-Assignment-Id, the same tunnel.
+	if ts, err := lns.tunnels(); err != nil || len(ts) != 1 {
+		t.Errorf("LNS tunnels %+v, %v; want the two calls in one tunnel", ts, err)
+	}
 	// The preferred group was tried first and failed.
 	tried := false
 	for _, l := range strings.Split(lac.log(), "\n") {
