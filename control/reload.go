@@ -108,6 +108,13 @@ type Diff struct {
 // with dryRun only reports the diff. New tunnels and sessions use the
 // new settings at once; live ones keep theirs; removed pools drain.
 func (s *Server) Reload(ctx context.Context, cfg Config, dryRun bool) (Diff, error) {
+	// A reload waits for Run to have bound, opened and started
+	// everything it would change.
+	select {
+	case <-s.ready:
+	case <-ctx.Done():
+		return Diff{}, fmt.Errorf("control: reload before start-up finished: %w", ctx.Err())
+	}
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	old := s.snap.Load()
