@@ -36,7 +36,11 @@ func l2tpbenchBin(t *testing.T) string {
 			dir = t.TempDir()
 		}
 		out := filepath.Join(dir, "l2tpbench")
-		cmd := exec.Command("go", "build", "-race", "-o", out, "github.com/l2tpd/l2tpd/cmd/l2tpbench")
+		goTool := "go"
+		if root := os.Getenv("GOROOT"); root != "" && fileExists(filepath.Join(root, "bin", "go")) {
+			goTool = filepath.Join(root, "bin", "go")
+		}
+		cmd := exec.Command(goTool, "build", "-race", "-o", out, "github.com/l2tpd/l2tpd/cmd/l2tpbench")
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			lacBench.err = fmt.Errorf("go build l2tpbench: %v\n%s", err, msg)
 			return
