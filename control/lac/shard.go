@@ -548,6 +548,11 @@ func (sh *shard) service(now time.Time, te *tunnelEntry) {
 				sh.sentICCN(te, p)
 			}
 		}
+		if te.opening && te.t.State() == tunnel.StateEstablished {
+			// The SCCCN is out: l2tpns holds a tunnel as opening until it
+			// has it, and would take the next SCCRQ for a duplicate.
+			sh.opened(now, te)
+		}
 		sh.announce()
 		if sh.drainEvents(now, te) == 0 {
 			break
@@ -660,7 +665,6 @@ func (sh *shard) report(now time.Time, te *tunnelEntry, ev tunnel.Event) {
 	switch ev.Kind {
 	case tunnel.TunnelUp:
 		te.wasUp = true
-		defer sh.opened(now, te)
 		sh.ctr.tunnelsUp.Add(1)
 		sh.dead.clear(te.lns.Addr)
 		sh.log.Debug("tunnel established", zap.Uint32("tunnel_id", te.t.ID()), zap.Uint32("peer_tunnel_id", te.t.Peer().TunnelID),

@@ -2,6 +2,7 @@ package lac
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -530,7 +531,20 @@ func TestOneTunnelOpeningPerLNS(t *testing.T) {
 	if len(n.queue) != 1 || len(n.sh.deferred) != 2 {
 		t.Fatalf("%d SCCRQs sent at once, %d calls waiting; want 1 and 2", len(n.queue), len(n.sh.deferred))
 	}
+	// The next SCCRQ leaves only after the first tunnel's SCCCN.
+	o := &orderNet{fakeNet: n}
+	n.sh.out = o
 	n.deliver()
+	var order []wire.MsgType
+	for _, m := range o.types {
+		if m == wire.MsgSCCCN || m == wire.MsgSCCRQ {
+			order = append(order, m)
+		}
+	}
+	want := []wire.MsgType{wire.MsgSCCCN, wire.MsgSCCRQ, wire.MsgSCCCN, wire.MsgSCCRQ, wire.MsgSCCCN}
+	if fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Fatalf("sent after the first SCCRP: %v", o.types)
+	}
 	if len(r.ups) != 3 || a.sccrqs != 3 || len(n.sh.tunnels) != 3 {
 		t.Fatalf("%d up, %d SCCRQs, %d tunnels", len(r.ups), a.sccrqs, len(n.sh.tunnels))
 	}
@@ -543,4 +557,17 @@ func TestOneTunnelOpeningPerLNS(t *testing.T) {
 	if len(n2.queue) != 3 {
 		t.Fatalf("%d SCCRQs sent at once with MaxOpening 8", len(n2.queue))
 	}
+}
+
+// orderNet records the message types sent.
+type orderNet struct {
+	*fakeNet
+	types []wire.MsgType
+}
+
+func (o *orderNet) WriteControl(pkt []byte, to netip.AddrPort) error {
+	if m, err := wire.ParseMessage(pkt, wire.EncapUDP, nil); err == nil {
+		o.types = append(o.types, m.Type)
+	}
+	return o.fakeNet.WriteControl(pkt, to)
 }
