@@ -449,8 +449,10 @@ func TestClaimHeldUntilTheStoreAnswers(t *testing.T) {
 			return false
 		}
 	}
-	if !l.pump(next, 3*time.Second) {
-		t.Fatal("no claim after the authentication")
+	// Up to 8 s: a Configure-Request lost at the start costs one LCP
+	// restart interval (3 s).
+	if !l.pump(next, 8*time.Second) {
+		t.Fatalf("no claim after the authentication: LCP %v, client events %v", l.client.LCPState(), l.events)
 	}
 	first := job
 	if !first.addr.IsValid() || first.owner == "" || first.pool != "default" {
@@ -458,10 +460,10 @@ func TestClaimHeldUntilTheStoreAnswers(t *testing.T) {
 	}
 	// Held: PAP retransmits, nothing is answered, nothing else claimed.
 	if l.pump(func() bool { return l.has(ppp.EventAuthenticated) || next() }, 3500*time.Millisecond) {
-		t.Fatalf("answered or claimed again before the store answered: %v %+v", l.events, job)
+		t.Fatalf("answered or claimed again before the store answered: client events %v, job %+v, LCP %v", l.events, job, l.client.LCPState())
 	}
 	if l.client.LCPState() != ppp.StateOpened {
-		t.Fatalf("LCP %v while the claim is held", l.client.LCPState())
+		t.Fatalf("LCP %v while the claim is held; client events %v", l.client.LCPState(), l.events)
 	}
 	answer := func(j claimJob, err error) { j.sh.claimed <- claimResult{claimJob: j, slotOK: true, err: err} }
 	answer(first, fmt.Errorf("test: %w", store.ErrLeased))
