@@ -20,7 +20,7 @@ import (
 // survives, 8-octet cookies go both ways, and hosts on the two TAPs
 // resolve each other with ARP and ping across it. Over UDP on IPv6 the
 // tunnel is then cleared and the pseudowire comes back by itself; over
-// IP (protocol 115, RFC 3931 §4.1.1.2) it runs on IPv4.
+// IP (protocol 115, RFC 3931 §4.1.1.2) it runs on IPv4 and IPv6.
 func TestE2EPseudowireEthernet(t *testing.T) {
 	requireE2E(t, "ip")
 	for _, tc := range []struct {
@@ -36,6 +36,8 @@ func TestE2EPseudowireEthernet(t *testing.T) {
 			listenA: []string{"[" + pwAddr6A + "]:1701"}, listenB: []string{"[" + pwAddr6B + "]:1701"}, reconnects: true},
 		{name: "ip-ipv4", encap: "ip", peerA: pwAddrA, peerB: pwAddrB,
 			listenA: []string{pwAddrA + ":1701", "ip:" + pwAddrA}, listenB: []string{pwAddrB + ":1701"}},
+		{name: "ip-ipv6", encap: "ip", peerA: pwAddr6A, peerB: pwAddr6B,
+			listenA: []string{"ip:[" + pwAddr6A + "]"}, listenB: []string{"[" + pwAddr6B + "]:1701"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newPWPair(t)
