@@ -108,6 +108,7 @@ func (d *decoder) root(n *yaml.Node, f *File) {
 		{"lac", func(p string, v *yaml.Node) { d.lac(p, v, &f.LAC) }},
 	})
 	d.crossCheck(f)
+	d.lacCrossCheck(f)
 }
 
 func (d *decoder) listen(path string, n *yaml.Node, f *File) {

@@ -185,3 +185,10 @@ func cloneLAC(l control.LAC) control.LAC {
 	l.Realms = slices.Clone(l.Realms)
 	return l
 }
+
+// lacCrossCheck checks what the lac section needs from the others.
+func (d *decoder) lacCrossCheck(f *File) {
+	if f.LAC.RADIUSTunnels && len(f.RADIUS.Auth) == 0 {
+		d.fail("lac.radius_tunnels", nil, "needs radius.auth_servers")
+	}
+}

@@ -23,6 +23,8 @@ func TestParseLAC(t *testing.T) {
     - {realm: isp.example, lns: [a, b]}
     - {realm: "*", lns: [b]}
   radius_tunnels: true
+radius:
+  auth_servers: [{address: "192.0.2.9:1812", secret: r}]
 `
 	f, err := Parse([]byte(doc))
 	if err != nil {
@@ -79,5 +81,8 @@ func TestLACErrors(t *testing.T) {
 	}
 	if _, err := Parse([]byte("lac:\n  pppoe: [{interface: eth1}]\n")); err == nil || !strings.Contains(err.Error(), "needs realms or radius_tunnels") {
 		t.Errorf("no LNS choice accepted: %v", err)
+	}
+	if _, err := Parse([]byte("lac:\n  pppoe: [{interface: eth1}]\n  radius_tunnels: true\n")); err == nil || !strings.Contains(err.Error(), "lac.radius_tunnels: needs radius.auth_servers") {
+		t.Errorf("radius_tunnels without servers: %v", err)
 	}
 }
