@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/l2tpd/l2tpd/control/tunnel"
 	"github.com/l2tpd/l2tpd/datapath"
 )
 
@@ -226,8 +228,13 @@ func (s *Server) applyPseudowires(ctx context.Context, a, b *Config) error {
 			s.removeStatic(k)
 		}
 	}
+	live := s.liveSessionIDs(ctx)
 	for k, n := range bs {
 		if o, ok := as[k]; !ok || !sameStatic(o, n) {
+			if live[k.id] {
+				errs = append(errs, fmt.Errorf("control: static tunnel %s session %d: the ID is in use by a dynamic session; not installed", k.tunnel, k.id))
+				continue
+			}
 			if err := s.installStatic(n.st, n.ss); err != nil {
 				errs = append(errs, err)
 			}
@@ -275,6 +282,25 @@ func (s *Server) applyPseudowires(ctx context.Context, a, b *Config) error {
 	}
 	s.closeUnusedTAPs(b)
 	return errors.Join(errs...)
+}
+
+// liveSessionIDs are the session IDs of the dynamic sessions now.
+func (s *Server) liveSessionIDs(ctx context.Context) map[uint32]bool {
+	ids := map[uint32]bool{}
+	var mu sync.Mutex
+	_ = s.eachShard(ctx, func(sh *shard) {
+		for _, e := range sh.tunnels {
+			if e.t.Version() != 3 {
+				continue
+			}
+			e.t.Sessions(func(ss *tunnel.Session) {
+				mu.Lock()
+				ids[ss.ID] = true
+				mu.Unlock()
+			})
+		}
+	})
+	return ids
 }
 
 // closeUnusedTAPs closes the TAP devices no configuration uses any more.
