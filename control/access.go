@@ -57,6 +57,10 @@ type PPPoEAccess struct {
 	ACName string
 	// ServiceNames are offered; empty accepts any.
 	ServiceNames []string
+	// MaxSessions bounds the interface's sessions and MaxSessionsPerMAC
+	// one client's (0: 65534 and no bound).
+	MaxSessions       int
+	MaxSessionsPerMAC int
 }
 
 // LACPeer is an LNS a LAC tunnels to.
@@ -192,7 +196,8 @@ func (a *access) run(ctx context.Context, started chan<- error) {
 			name = a.host
 		}
 		ifc := &accessIface{a: a, name: p.Interface, conn: conn, sessions: map[uint16]*lacSession{},
-			ac: pppoe.NewAC(pppoe.ACConfig{Name: name, MAC: conn.HardwareAddr(), ServiceNames: p.ServiceNames, CookieKey: key})}
+			ac: pppoe.NewAC(pppoe.ACConfig{Name: name, MAC: conn.HardwareAddr(), ServiceNames: p.ServiceNames, CookieKey: key,
+				MaxSessions: p.MaxSessions, MaxPerMAC: p.MaxSessionsPerMAC})}
 		a.ifaces = append(a.ifaces, ifc)
 	}
 	ectx, stopEngine := context.WithCancel(context.Background())

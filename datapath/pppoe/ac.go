@@ -26,6 +26,8 @@ type ACConfig struct {
 	// MaxSessions bounds the sessions of the interface (default and
 	// maximum 65534, the session IDs 1..0xfffe).
 	MaxSessions int
+	// MaxPerMAC bounds the sessions of one Host address (0: no bound).
+	MaxPerMAC int
 }
 
 // ACSession is a session the AC confirmed with a PADS.
@@ -84,6 +86,7 @@ const padrRepeat = 10 * time.Second
 type AC struct {
 	cfg      ACConfig
 	sessions map[uint16]*ACSession
+	perMAC   map[MAC]int
 	next     uint16
 }
 
@@ -95,7 +98,7 @@ func NewAC(cfg ACConfig) *AC {
 	if cfg.MaxSessions <= 0 || cfg.MaxSessions > 0xfffe {
 		cfg.MaxSessions = 0xfffe
 	}
-	return &AC{cfg: cfg, sessions: make(map[uint16]*ACSession), next: 1}
+	return &AC{cfg: cfg, sessions: make(map[uint16]*ACSession), perMAC: make(map[MAC]int), next: 1}
 }
 
 // Sessions is the number of sessions.
@@ -124,7 +127,7 @@ func (a *AC) Terminate(id uint16, out []byte) ([]byte, bool) {
 	if !ok {
 		return out, false
 	}
-	delete(a.sessions, id)
+	a.remove(s)
 	start := len(out)
 	out = AppendHeader(out, s.Peer, a.cfg.MAC, EtherTypeDiscovery, CodePADT, id)
 	out = AppendTagString(out, TagACName, a.cfg.Name)
@@ -152,11 +155,21 @@ func (a *AC) Discovery(now time.Time, f *Frame, out []byte) ([]byte, ACEvent) {
 		if !ok || s.Peer != f.Src || f.Dst != a.cfg.MAC {
 			return out, ACEvent{Kind: ACRefused, Reason: "PADT for no session"}
 		}
-		delete(a.sessions, f.SessionID)
+		a.remove(s)
 		return out, ACEvent{Kind: ACSessionDown, Session: *s}
 	}
 	return out, ACEvent{Kind: ACRefused, Reason: f.Code.String() + " not for an AC"}
 }
+
+func (a *AC) remove(s *ACSession) {
+	delete(a.sessions, s.ID)
+	if a.perMAC[s.Peer]--; a.perMAC[s.Peer] <= 0 {
+		delete(a.perMAC, s.Peer)
+	}
+}
+
+// macFull reports whether the Host has all the sessions it may have.
+func (a *AC) macFull(m MAC) bool { return a.cfg.MaxPerMAC > 0 && a.perMAC[m] >= a.cfg.MaxPerMAC }
 
 // offers reports whether the AC serves the Service-Name (RFC 2516
 // Appendix A: a zero-length Service-Name means any service).
@@ -186,6 +199,9 @@ func (a *AC) padi(now time.Time, f *Frame, d *Discovery, out []byte) ([]byte, AC
 	}
 	if len(a.sessions) >= a.cfg.MaxSessions {
 		return out, ACEvent{Kind: ACRefused, Reason: "no free session"}
+	}
+	if a.macFull(f.Src) {
+		return out, ACEvent{Kind: ACRefused, Reason: "sessions per MAC address"}
 	}
 	start := len(out)
 	out = AppendHeader(out, f.Src, a.cfg.MAC, EtherTypeDiscovery, CodePADO, 0)
@@ -267,15 +283,28 @@ func (a *AC) padr(now time.Time, f *Frame, d *Discovery, out []byte) ([]byte, AC
 			return a.pads(out, s, d), ACEvent{}
 		}
 	}
-	id, ok := a.allocate()
-	if !ok || len(a.sessions) >= a.cfg.MaxSessions {
+	reason := ""
+	switch {
+	case len(a.sessions) >= a.cfg.MaxSessions:
+		reason = "no free session"
+	case a.macFull(f.Src):
+		reason = "sessions per MAC address"
+	}
+	var id uint16
+	if reason == "" {
+		var ok bool
+		if id, ok = a.allocate(); !ok {
+			reason = "no free session"
+		}
+	}
+	if reason != "" {
 		start := len(out)
 		out = AppendHeader(out, f.Src, a.cfg.MAC, EtherTypeDiscovery, CodePADS, 0)
 		out = AppendTag(out, TagServiceName, d.ServiceName)
-		out = AppendTagString(out, TagACSystemError, "no free session")
+		out = AppendTagString(out, TagACSystemError, reason)
 		out = a.echo(out, d)
 		SetLength(out[start:])
-		return out, ACEvent{Kind: ACRefused, Reason: "no free session"}
+		return out, ACEvent{Kind: ACRefused, Reason: reason}
 	}
 	s := &ACSession{
 		ID:          id,
@@ -290,6 +319,7 @@ func (a *AC) padr(now time.Time, f *Frame, d *Discovery, out []byte) ([]byte, AC
 		s.RelaySessionID = append([]byte{}, d.RelaySessionID...)
 	}
 	a.sessions[id] = s
+	a.perMAC[s.Peer]++
 	return a.pads(out, s, d), ACEvent{Kind: ACSessionUp, Session: *s}
 }
 

@@ -395,3 +395,39 @@ func TestACAgainstCiscoHost(t *testing.T) {
 		t.Fatalf("PADO (%+v):\n got %s\nwant %s", ev, got, want)
 	}
 }
+
+// A Host at its session limit gets no PADO (RFC 2516 §5.2: an AC that
+// cannot serve a PADI does not answer) and its PADR a PADS with
+// AC-System-Error; a PADT frees its slot.
+func TestMaxPerMAC(t *testing.T) {
+	ac := NewAC(ACConfig{Name: "a", MAC: acMAC, CookieKey: []byte("k"), MaxPerMAC: 1})
+	first := NewClient(ClientConfig{MAC: hostMAC, HostUniq: []byte{1}})
+	pado, _ := ac.Discovery(t0, mustFrame(t, first.Start(t0, nil)), nil)
+	// A second Host-Uniq on the same MAC races the first to its PADR.
+	second := NewClient(ClientConfig{MAC: hostMAC, HostUniq: []byte{2}})
+	pado2, _ := ac.Discovery(t0, mustFrame(t, second.Start(t0, nil)), nil)
+	padr, _ := first.Discovery(t0, mustFrame(t, pado), nil)
+	pads, ev := ac.Discovery(t0, mustFrame(t, padr), nil)
+	if ev.Kind != ACSessionUp {
+		t.Fatalf("%+v", ev)
+	}
+	first.Discovery(t0, mustFrame(t, pads), nil)
+	// The PADO of the full Host is not sent.
+	third := NewClient(ClientConfig{MAC: hostMAC, HostUniq: []byte{3}})
+	if out, ev := ac.Discovery(t0, mustFrame(t, third.Start(t0, nil)), nil); len(out) != 0 || ev.Reason != "sessions per MAC address" {
+		t.Fatalf("PADI at the limit: %x %+v", out, ev)
+	}
+	padr2, _ := second.Discovery(t0, mustFrame(t, pado2), nil)
+	pads2, ev := ac.Discovery(t0, mustFrame(t, padr2), nil)
+	want := `PADS sid=0 02:00:00:00:00:ac>02:00:00:00:00:01 Service-Name="" AC-System-Error="sessions per MAC address" Host-Uniq="\x02"`
+	if got := describe(t, pads2); got != want || ev.Kind != ACRefused {
+		t.Fatalf("PADR at the limit (%+v):\n got %s\nwant %s", ev, got, want)
+	}
+	// Other Hosts are not affected.
+	establish(t, ac, MAC{2, 0, 0, 0, 9, 9}, t0)
+	// The first Host's PADT frees its slot.
+	ac.Discovery(t0, mustFrame(t, first.Close(nil)), nil)
+	if c := establish(t, ac, hostMAC, t0.Add(time.Second)); c.State() != ClientSession {
+		t.Fatal("no session after the PADT")
+	}
+}

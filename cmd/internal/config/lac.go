@@ -14,7 +14,7 @@ import (
 //	lac:
 //	  listen: ["0.0.0.0:0"]
 //	  auth: [chap, pap]
-//	  pppoe: [{interface: eth1, ac_name: bras1, service_names: [internet]}]
+//	  pppoe: [{interface: eth1, ac_name: bras1, service_names: [internet], max_sessions: 0, max_sessions_per_mac: 0}]
 //	  lns:
 //	    - {name: a, address: "192.0.2.1:1701", secret: s, version: auto, hide_avps: false, preference: 1}
 //	  realms: [{realm: isp.example, lns: [a]}, {realm: "*", lns: [a]}]
@@ -66,6 +66,16 @@ func (d *decoder) lac(path string, n *yaml.Node, l *control.LAC) {
 						}
 					}},
 					{"ac_name", func(p string, v *yaml.Node) { d.str(p, v, &a.ACName) }},
+					{"max_sessions", func(p string, v *yaml.Node) {
+						if n, ok := d.integer(p, v, 0, 0xfffe); ok {
+							a.MaxSessions = int(n)
+						}
+					}},
+					{"max_sessions_per_mac", func(p string, v *yaml.Node) {
+						if n, ok := d.integer(p, v, 0, 0xfffe); ok {
+							a.MaxSessionsPerMAC = int(n)
+						}
+					}},
 					{"service_names", func(p string, v *yaml.Node) {
 						d.sequence(p, v, func(p string, item *yaml.Node) {
 							var s string

@@ -14,7 +14,7 @@ func TestParseLAC(t *testing.T) {
   auth: [pap, chap]
   pppoe:
     - {interface: eth1, ac_name: bras1, service_names: [internet, ""]}
-    - {interface: eth2}
+    - {interface: eth2, max_sessions: 4000, max_sessions_per_mac: 2}
   lns:
     - {name: a, address: "192.0.2.1:1701", secret: s1, version: "2", hide_avps: true, preference: 1}
     - {name: b, address: 192.0.2.2, secret: s2, version: auto, preference: 2}
@@ -31,6 +31,9 @@ radius:
 		t.Fatal(err)
 	}
 	l := f.Control().LAC
+	if l.PPPoE[1].MaxSessions != 4000 || l.PPPoE[1].MaxSessionsPerMAC != 2 || l.PPPoE[0].MaxSessions != 0 {
+		t.Errorf("limits %+v", l.PPPoE)
+	}
 	if !l.Enabled() || len(l.PPPoE) != 2 || l.PPPoE[0].ACName != "bras1" || len(l.PPPoE[0].ServiceNames) != 2 || !l.RADIUSTunnels {
 		t.Fatalf("%+v", l)
 	}
