@@ -133,12 +133,17 @@ func countPW(ss []pwSessionJSON, name string) int {
 
 // RFC 4719 Ethernet VLAN pseudowire: frames tagged with VID 100 on A's
 // TAP leave B's TAP tagged with VID 200 and back; only B places the call
-// (A answers), with sequencing in the default sublayer.
+// (A answers), with sequencing in the default sublayer, over a control
+// connection authenticated with a shared secret (RFC 3931 §4.3).
 func TestE2EPseudowireVLAN(t *testing.T) {
 	requireE2E(t, "ip")
 	p := newPWPair(t)
 	pw := func(peer, local string, vlan int, initiate bool) string {
-		return fmt.Sprintf(`pseudowires:
+		return fmt.Sprintf(`peers:
+  - name: far
+    addresses: ["%s/32"]
+    secret: "pw-secret"
+pseudowires:
   - name: v
     peer: %s
     local: %s
@@ -149,7 +154,7 @@ func TestE2EPseudowireVLAN(t *testing.T) {
     vlan: %d
     cookie: 4
     sequencing: all
-`, peer, local, initiate, vlan)
+`, peer, peer, local, initiate, vlan)
 	}
 	a := startPWDaemon(t, p.a, func(sock string) string {
 		return pwConfig("pw-a", sock, []string{pwAddrA + ":1701"}, pw(pwAddrB, pwAddrA, 100, false))
