@@ -171,9 +171,11 @@ func DefaultConfig() Config {
 }
 
 // DefaultLimits are sized for an LNS of 100,000 sessions: room above
-// that, a storm readmitted at 1,000 sessions a second (100 s for all of
-// them, within what a RADIUS pair answers), and no single LAC able to
-// take the whole setup budget.
+// that, and a storm readmitted at 1,000 sessions a second (100 s for all
+// of them, within what a RADIUS pair answers). The per-peer rates and
+// setup limit equal the global ones, so an LNS behind a single LAC (a BNG
+// carrying every subscriber) is not slowed; lower them to share the
+// budget between LACs.
 func DefaultLimits() Limits {
 	return Limits{
 		MaxTunnels:                4096,
@@ -183,15 +185,15 @@ func DefaultLimits() Limits {
 		MaxTunnelsPerPeer:         64,
 		MaxSessionsPerPeer:        0,
 		MaxSessionsInSetup:        2000,
-		MaxSessionsInSetupPerPeer: 500,
+		MaxSessionsInSetupPerPeer: 2000,
 		SCCRQRate:                 100,
 		SCCRQBurst:                200,
 		SCCRQRatePerPeer:          10,
 		SCCRQBurstPerPeer:         20,
 		ICRQRate:                  1000,
 		ICRQBurst:                 2000,
-		ICRQRatePerPeer:           500,
-		ICRQBurstPerPeer:          1000,
+		ICRQRatePerPeer:           1000,
+		ICRQBurstPerPeer:          2000,
 	}
 }
 
