@@ -79,6 +79,9 @@ type Config struct {
 	// (UDP_SEGMENT) and UDP GRO on receive off even where the kernel has
 	// them; by default each socket uses what its kernel supports.
 	DisableGSO, DisableGRO bool
+	// DisableTUNOffload opens the TUN without IFF_VNET_HDR, so the kernel
+	// segments and checksums everything before the TUN reader sees it.
+	DisableTUNOffload bool
 }
 
 // Counters are per-session packet and byte counts. Bytes count the PPP
@@ -323,9 +326,13 @@ func New(cfg Config, up Upcall) (*Engine, error) {
 	}
 	e := newEngine(cfg, up)
 	if cfg.TUN != "" {
-		t, err := openTUN(cfg.TUN, cfg.MTU)
+		t, err := openTUN(cfg.TUN, cfg.MTU, !cfg.DisableTUNOffload)
 		if err != nil {
 			return nil, err
+		}
+		if t.vnet {
+			e.off.tunVnet.Store(1)
+			e.off.tunOffloads.Store(uint64(t.offloads))
 		}
 		e.tun, e.tunW = t, t
 	}

@@ -40,6 +40,10 @@ type offloadStats struct {
 	gsoSent, gsoSegments     atomic.Uint64 // super-datagrams sent, datagrams in them
 	gsoFallback              atomic.Uint64 // super-datagrams the kernel refused, sent one by one
 	groReceived, groSegments atomic.Uint64 // coalesced datagrams read, datagrams in them
+	tunVnet, tunOffloads     atomic.Uint64 // the TUN's IFF_VNET_HDR (0/1), its TUN_F_ flags
+	tunGSORead               atomic.Uint64 // super-packets read from the TUN
+	tunGSOSegments           atomic.Uint64 // packets cut from them
+	tunCsum                  atomic.Uint64 // partial checksums completed
 }
 
 func (o *offloadStats) addTo(m map[string]uint64) {
@@ -50,6 +54,11 @@ func (o *offloadStats) addTo(m map[string]uint64) {
 	m["offload_gso_fallback"] = o.gsoFallback.Load()
 	m["offload_gro_received"] = o.groReceived.Load()
 	m["offload_gro_segments"] = o.groSegments.Load()
+	m["offload_tun_vnet_hdr"] = o.tunVnet.Load()
+	m["offload_tun_flags"] = o.tunOffloads.Load()
+	m["offload_tun_gso_read"] = o.tunGSORead.Load()
+	m["offload_tun_gso_segments"] = o.tunGSOSegments.Load()
+	m["offload_tun_csum"] = o.tunCsum.Load()
 }
 
 // enableOffloads turns on what the kernel supports and cfg allows on the

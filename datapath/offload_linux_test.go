@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -346,5 +347,103 @@ func TestOffloadNoAllocs(t *testing.T) {
 	}
 	if got := r.e.Stats()["offload_gro_segments"]; got != 16*101 || r.up.n != 16*101 {
 		t.Errorf("%d GRO segments, %d upcalls, want %d", got, r.up.n, 16*101)
+	}
+}
+
+// With IFF_VNET_HDR and TUNSETOFFLOAD the kernel hands the TUN reader a
+// UDP super-packet (a local socket's UDP_SEGMENT send) and packets with a
+// partial checksum; the engine cuts the one and completes the other, and
+// the LAC gets ordinary datagrams with valid checksums (RFC 768), in
+// order. With DisableTUNOffload the kernel does that work and the LAC gets
+// the same.
+func TestTUNOffloadInNetns(t *testing.T) {
+	for _, disable := range []bool{false, true} {
+		t.Run(fmt.Sprintf("DisableTUNOffload=%v", disable), func(t *testing.T) {
+			ns := threadNetns(t)
+			up := &countUp{keep: true, received: make(chan struct{}, 1)}
+			var (
+				e            *Engine
+				lns, lacConn *net.UDPConn
+				sender       int
+			)
+			tunAddr, sub := netip.MustParseAddr("10.97.0.1"), netip.MustParseAddr("100.64.0.10")
+			inNetns(t, ns, func() (err error) {
+				if e, err = New(Config{TUN: "l2tpo0", DisableTUNOffload: disable}, up); err != nil {
+					return err
+				}
+				if lns, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}); err != nil {
+					return err
+				}
+				lacConn, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+				return err
+			})
+			defer lacConn.Close()
+			ipCmd(t, "-n", ns, "addr", "add", tunAddr.String()+"/32", "dev", "l2tpo0")
+			ipCmd(t, "-n", ns, "route", "add", sub.String()+"/32", "dev", "l2tpo0")
+			inNetns(t, ns, func() (err error) {
+				sender, _, err = perfSocket(netip.AddrPortFrom(tunAddr, 0), 0)
+				return err
+			})
+			defer unix.Close(sender)
+			s, err := e.AddSocket(lns)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := e.Stats()
+			if disable && st["offload_tun_vnet_hdr"] != 0 ||
+				!disable && (st["offload_tun_vnet_hdr"] != 1 || st["offload_tun_flags"]&unix.TUN_F_USO4 == 0) {
+				t.Fatalf("TUN offloads: %v", st)
+			}
+			runEngine(t, e)
+			lacAddr := lacConn.LocalAddr().(*net.UDPAddr).AddrPort()
+			if err := e.Install(Session{Key: key2, PeerTunnel: 7, PeerSession: 8, Peer: lacAddr,
+				Local: netip.MustParseAddr("127.0.0.1"), Socket: s, IPv4: sub}); err != nil {
+				t.Fatal(err)
+			}
+			var sent [][]byte
+			for i := range 5 {
+				sent = append(sent, payload(i, 1000))
+			}
+			sent = append(sent, payload(5, 300))
+			to := netip.AddrPortFrom(sub, 9)
+			sendGSO(t, sender, to, sent)
+			plain := payload(6, 200)
+			if err := unix.Sendto(sender, plain, 0, &unix.SockaddrInet4{Addr: sub.As4(), Port: 9}); err != nil {
+				t.Fatal(err)
+			}
+			sent = append(sent, plain)
+			got := readDatagrams(t, lacConn, len(sent))
+			for i, d := range got {
+				_, frame, err := ParseV2(d.b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				proto, ip, ok := ParsePPP(frame)
+				if !ok || proto != ProtoIPv4 || len(ip) < 28 || ip[9] != 17 {
+					t.Fatalf("message %d: % x", i, frame)
+				}
+				udp := ip[20:]
+				if int(binary.BigEndian.Uint16(ip[2:])) != len(ip) || !ipv4HeaderOK(ip) ||
+					int(binary.BigEndian.Uint16(udp[4:])) != len(udp) || binary.BigEndian.Uint16(udp[2:]) != 9 {
+					t.Fatalf("message %d: headers % x", i, ip[:28])
+				}
+				if binary.BigEndian.Uint16(udp[6:]) == 0 || !l4ChecksumOK(t, ip) {
+					t.Fatalf("message %d: UDP checksum %#x wrong", i, binary.BigEndian.Uint16(udp[6:]))
+				}
+				if !bytes.Equal(udp[8:], sent[i]) {
+					t.Fatalf("message %d: payload % x…, want % x…", i, udp[8:12], sent[i][:4])
+				}
+			}
+			st = e.Stats()
+			if disable {
+				if st["offload_tun_gso_read"]+st["offload_tun_gso_segments"]+st["offload_tun_csum"] != 0 {
+					t.Fatalf("stats %v", st)
+				}
+				return
+			}
+			if st["offload_tun_gso_read"] != 1 || st["offload_tun_gso_segments"] != 6 || st["offload_tun_csum"] != 1 {
+				t.Fatalf("stats %v", st)
+			}
+		})
 	}
 }

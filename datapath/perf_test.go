@@ -30,6 +30,9 @@ import (
 //	up-gso: the same, the generator sending UDP_SEGMENT super-datagrams of
 //	        32 messages (what a NIC's GRO hands a UDP_GRO socket)
 //	down:   TUN read → route to the session → L2TP+PPP in headroom → sendmmsg
+//	down-gso: the same, the generator sending UDP_SEGMENT super-datagrams of
+//	        32 datagrams to the subscriber (the kernel segments them before
+//	        the TUN unless the TUN takes USO, as l2tpd's does)
 //
 // For each direction and IP packet size it runs four consumers against
 // the same generator:
@@ -43,11 +46,13 @@ import (
 //   - impl=rawpoll: the same loop with its descriptors under the Go
 //     runtime's netpoller (os.File, RawConn callbacks, os.File.Write for
 //     the TUN), the engine's former I/O model;
-//   - impl=l2tpd-plain: the Engine with one installed session and UDP GSO
-//     and GRO disabled, so it makes the same system calls as raw;
+//   - impl=l2tpd-plain: the Engine with one installed session and UDP GSO,
+//     UDP GRO and the TUN offloads disabled, so it makes the same system
+//     calls as raw;
 //   - impl=l2tpd: the Engine as configured by default, with UDP GSO toward
-//     the peer and UDP GRO on the socket (it fails if the kernel lacks
-//     them or, where they apply, they did nothing).
+//     the peer, UDP GRO on the socket and IFF_VNET_HDR with checksum, TSO
+//     and USO offload on the TUN (it fails if the kernel lacks the UDP
+//     offloads or, where they apply, they did nothing).
 //
 // raw→l2tpd-plain is l2tpd's own per-packet work (classify, look up,
 // check, count, route, encapsulate); raw→l2tpd is what the offloads gain.
@@ -71,7 +76,7 @@ import (
 //	go test -run '^$' -bench '^BenchmarkForward$' -benchtime 1000000x ./datapath/
 func BenchmarkForward(b *testing.B) {
 	perfRequireRoot(b)
-	for _, dir := range []string{"up", "up-gso", "down"} {
+	for _, dir := range []string{"up", "up-gso", "down", "down-gso"} {
 		for _, size := range []int{64, 1400} {
 			for _, impl := range []string{"raw", "rawpoll", "l2tpd-plain", "l2tpd"} {
 				b.Run(fmt.Sprintf("dir=%s/size=%d/impl=%s", dir, size, impl), func(b *testing.B) {
@@ -581,7 +586,7 @@ func (u *perfUp) Frame(SessionKey, []byte)                            { u.n.Add(
 // consumer, and measures b.N forwarded packets at saturation.
 func runForward(b *testing.B, dir string, size int, impl string) {
 	l2tpd, poller := strings.HasPrefix(impl, "l2tpd"), impl == "rawpoll"
-	up, genGSO := dir != "down", dir == "up-gso"
+	up, genGSO := !strings.HasPrefix(dir, "down"), strings.HasSuffix(dir, "-gso")
 	plain := impl == "l2tpd-plain"
 	ns := perfNamespace(b)
 	var (
@@ -591,7 +596,7 @@ func runForward(b *testing.B, dir string, size int, impl string) {
 	)
 	perfIn(b, ns, func() (err error) {
 		if l2tpd {
-			e, err = New(Config{TUN: perfTUN, MTU: 1500, Batch: perfBatch, DisableGSO: plain, DisableGRO: plain}, pu)
+			e, err = New(Config{TUN: perfTUN, MTU: 1500, Batch: perfBatch, DisableGSO: plain, DisableGRO: plain, DisableTUNOffload: plain}, pu)
 			return err
 		}
 		rawTUN, err = perfOpenTUN(perfTUN)
@@ -734,8 +739,10 @@ func runForward(b *testing.B, dir string, size int, impl string) {
 		switch {
 		case !up && st["offload_gso_sent"] == 0:
 			b.Fatalf("no GSO super-datagram sent: %v", st)
-		case genGSO && st["offload_gro_received"] == 0:
+		case genGSO && up && st["offload_gro_received"] == 0:
 			b.Fatalf("no GRO-coalesced datagram received: %v", st)
+		case genGSO && !up && st["offload_tun_gso_read"] == 0:
+			b.Fatalf("no super-packet read from the TUN: %v", st)
 		}
 	}
 }
