@@ -358,3 +358,38 @@ func TestE2EPseudowireNetns(t *testing.T) {
 	addrOn(t, p.b, "pwvrf", "192.168.94.2/24")
 	pingThroughTunnel(t, p.a, netip.MustParseAddr("192.168.94.2"), []byte("netns pseudowire"))
 }
+
+// Static sessions over IP (protocol 115) on IPv6: an Ethernet session
+// carries ping, and a VLAN session rewrites VID 300 to 301.
+func TestE2EStaticPseudowireIP(t *testing.T) {
+	requireE2E(t, "ip")
+	p := newPWPair(t)
+	static := func(local, peer string, sid, psid int, vlan int) string {
+		return fmt.Sprintf(`static_tunnels:
+  - name: st-ip
+    local: %s
+    peer: %s
+    encap: ip
+    sessions:
+      - {session_id: %d, peer_session_id: %d, cookie: "a1a2a3a4a5a6a7a8", peer_cookie: "a1a2a3a4a5a6a7a8", tap: sti0}
+      - {session_id: %d, peer_session_id: %d, l2_specific: none, type: vlan, tap: stitrunk, vlan: %d}
+`, local, peer, sid, psid, sid+1, psid+1, vlan)
+	}
+	a := startPWDaemon(t, p.a, func(sock string) string {
+		return pwConfig("pw-a", sock, []string{"[" + pwAddr6A + "]:1701"}, static(pwAddr6A, pwAddr6B, 500, 600, 300))
+	})
+	b := startPWDaemon(t, p.b, func(sock string) string {
+		return pwConfig("pw-b", sock, []string{"[" + pwAddr6B + "]:1701"}, static(pwAddr6B, pwAddr6A, 600, 500, 301))
+	})
+	s := a.waitPW(t, "static VLAN session", func(s pwSessionJSON) bool { return s.SessionID == 501 })
+	if s.Kind != "vlan" || s.VLAN != 300 || s.State != "static" || s.StaticTunnel != "st-ip" {
+		t.Fatalf("static VLAN session %+v", s)
+	}
+	b.waitPW(t, "static sessions on B", func(s pwSessionJSON) bool { return s.SessionID == 600 })
+	addrOn(t, p.a, "sti0", "192.168.95.1/24")
+	addrOn(t, p.b, "sti0", "192.168.95.2/24")
+	pingThroughTunnel(t, p.a, netip.MustParseAddr("192.168.95.2"), []byte("static over ip6"))
+	if vid := vlanFrameThrough(t, p.b, p.a, "stitrunk", 301, []byte("static vlan 301 to 300")); vid != 300 {
+		t.Fatalf("a frame tagged 301 on B left A tagged %d, want 300", vid)
+	}
+}
