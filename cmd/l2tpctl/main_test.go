@@ -26,7 +26,8 @@ var (
 	sessions = []control.SessionInfo{
 		{SessionID: 7, PeerSessionID: 65497, TunnelID: 5, PeerTunnelID: 1328, Peer: "198.18.0.2:1701", Version: 2, State: "established", UserName: "alice", IPv4: "100.64.0.10", PPPState: "network", Since: since, UptimeSeconds: 90061},
 	}
-	stats = control.Stats{Drops: map[string]uint64{"unknown_tunnel": 3, "bad_header": 1}, Counters: map[string]uint64{"rx_control": 42}}
+	stats = control.Stats{Drops: map[string]uint64{"unknown_tunnel": 3, "bad_header": 1}, Counters: map[string]uint64{"rx_control": 42},
+		Refused: map[string]uint64{"icrq_rate": 5, "setup_limit": 2}, SessionsInSetup: 7}
 )
 
 // serve runs an admin server over a fake backend and returns its socket.
@@ -125,7 +126,7 @@ func TestShowStatsTable(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	rows := checkAligned(t, out, 9)
+	rows := checkAligned(t, out, 11)
 	want := [][]string{
 		{"COUNTER", "VALUE"},
 		{"tunnels", "2"},
@@ -136,7 +137,9 @@ func TestShowStatsTable(t *testing.T) {
 		{"rx_control", "42"},
 		{"drop.bad_header", "1"},
 		{"drop.unknown_tunnel", "3"},
-		{"sessions_in_setup", "0"},
+		{"sessions_in_setup", "7"},
+		{"refused.icrq_rate", "5"},
+		{"refused.setup_limit", "2"},
 	}
 	if !reflect.DeepEqual(rows, want) {
 		t.Errorf("got\n%s", out)
