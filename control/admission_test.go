@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"reflect"
 	"testing"
 	"time"
 
@@ -424,5 +425,27 @@ func TestOverloadDropsNewWorkFirst(t *testing.T) {
 	s.Control(nil, msg(7, wire.MsgICCN), from, to)
 	if len(sh.in) != depth+3 {
 		t.Fatalf("established traffic dropped under backlog: %d queued, want %d", len(sh.in), depth+3)
+	}
+}
+
+// Every limit is named in a reload's diff when it changes.
+func TestLimitChangesNamesEveryLimit(t *testing.T) {
+	a := DefaultLimits()
+	v := reflect.ValueOf(&a).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		b := a
+		f := reflect.ValueOf(&b).Elem().Field(i)
+		switch f.Kind() {
+		case reflect.Int:
+			f.SetInt(f.Int() + 1)
+		case reflect.Float64:
+			f.SetFloat(f.Float() + 0.5)
+		}
+		if got := limitChanges(a, b); len(got) != 1 {
+			t.Errorf("%s changed: diff %q", v.Type().Field(i).Name, got)
+		}
+	}
+	if got := limitChanges(a, a); len(got) != 0 {
+		t.Errorf("no change: %q", got)
 	}
 }

@@ -217,6 +217,35 @@ func (s *Server) Reload(ctx context.Context, cfg Config, dryRun bool) (Diff, err
 	return d, err
 }
 
+// limitChanges names each limit that differs, with both values.
+func limitChanges(a, b Limits) []string {
+	var out []string
+	num := func(key string, x, y float64) {
+		if x != y {
+			out = append(out, fmt.Sprintf("%s %g -> %g", key, x, y))
+		}
+	}
+	i := func(key string, x, y int) { num(key, float64(x), float64(y)) }
+	i("max_tunnels", a.MaxTunnels, b.MaxTunnels)
+	i("max_tunnels_per_peer", a.MaxTunnelsPerPeer, b.MaxTunnelsPerPeer)
+	i("max_half_open_per_peer", a.MaxHalfOpenPerPeer, b.MaxHalfOpenPerPeer)
+	i("max_sessions", a.MaxSessions, b.MaxSessions)
+	i("max_sessions_per_tunnel", a.MaxSessionsPerTunnel, b.MaxSessionsPerTunnel)
+	i("max_sessions_per_peer", a.MaxSessionsPerPeer, b.MaxSessionsPerPeer)
+	i("max_sessions_in_setup", a.MaxSessionsInSetup, b.MaxSessionsInSetup)
+	i("max_sessions_in_setup_per_peer", a.MaxSessionsInSetupPerPeer, b.MaxSessionsInSetupPerPeer)
+	num("sccrq_rate", a.SCCRQRate, b.SCCRQRate)
+	i("sccrq_burst", a.SCCRQBurst, b.SCCRQBurst)
+	num("sccrq_rate_per_peer", a.SCCRQRatePerPeer, b.SCCRQRatePerPeer)
+	i("sccrq_burst_per_peer", a.SCCRQBurstPerPeer, b.SCCRQBurstPerPeer)
+	num("icrq_rate", a.ICRQRate, b.ICRQRate)
+	i("icrq_burst", a.ICRQBurst, b.ICRQBurst)
+	num("icrq_rate_per_peer", a.ICRQRatePerPeer, b.ICRQRatePerPeer)
+	i("icrq_burst_per_peer", a.ICRQBurstPerPeer, b.ICRQBurstPerPeer)
+	i("sessions_per_user", a.SessionsPerUser, b.SessionsPerUser)
+	return out
+}
+
 func listenAdded(a, b *Config) []string {
 	var out []string
 	for _, l := range b.Listen {
@@ -258,8 +287,8 @@ func diffConfig(a, b *Config) Diff {
 		a.RetransmitCap != b.RetransmitCap || a.MaxRetransmits != b.MaxRetransmits {
 		add("control channel timers or window changed (new tunnels)")
 	}
-	if a.Limits != b.Limits {
-		add("limits %+v -> %+v", a.Limits, b.Limits)
+	for _, c := range limitChanges(a.Limits, b.Limits) {
+		add("limits.%s (next SCCRQ and ICRQ)", c)
 	}
 	if !ppEqual(a.PPP, b.PPP) {
 		add("ppp settings changed (new sessions)")
