@@ -288,7 +288,7 @@ func diffConfig(a, b *Config) Diff {
 		add("control channel timers or window changed (new tunnels)")
 	}
 	for _, c := range limitChanges(a.Limits, b.Limits) {
-		add("limits.%s (next SCCRQ and ICRQ)", c)
+		add("limits.%s", c)
 	}
 	if !ppEqual(a.PPP, b.PPP) {
 		add("ppp settings changed (new sessions)")
