@@ -45,13 +45,15 @@ type Result struct {
 // goroutine runs timers and callbacks and one reads each socket; no
 // call blocks on the network.
 type Client struct {
-	nas  NAS
-	now  func() time.Time
-	mu   sync.Mutex
-	eng  *engine
-	wake chan struct{}
-	quit chan struct{}
-	wg   sync.WaitGroup
+	nas NAS
+	now func() time.Time
+	mu  sync.Mutex
+	eng *engine
+	// stopped: the loop is gone; requests are refused (under mu).
+	stopped bool
+	wake    chan struct{}
+	quit    chan struct{}
+	wg      sync.WaitGroup
 
 	connMu sync.Mutex
 	conns  map[[2]int]*net.UDPConn
@@ -148,6 +150,11 @@ func (c *Client) sendAccounting(attrs radius.Attributes, created time.Time, done
 
 func (c *Client) submit(t *txn) error {
 	c.mu.Lock()
+	if c.stopped {
+		// Nothing would ever complete it.
+		c.mu.Unlock()
+		return ErrClosed
+	}
 	now := c.now()
 	c.eng.tick(now)
 	err := c.eng.submit(now, t)
@@ -255,6 +262,7 @@ func (c *Client) loop() {
 		case <-c.quit:
 			c.mu.Lock()
 			c.eng.closeAll()
+			c.stopped = true
 			done, c.eng.done = c.eng.done, nil
 			c.mu.Unlock()
 			for _, d := range done {

@@ -351,7 +351,7 @@ func (sh *shard) radiusAuth(sub *subscriber, req *ppp.AuthRequest, now time.Time
 	}
 	key := sub.key
 	r := &aaa.Request{Session: sh.aaaSession(sub), Auth: *req}
-	err := c.Authenticate(r, func(res aaa.Result) {
+	done := func(res aaa.Result) {
 		select {
 		case sh.auth <- authResult{key: key, sub: sub, res: res}:
 		default:
@@ -359,7 +359,14 @@ func (sh *shard) radiusAuth(sub *subscriber, req *ppp.AuthRequest, now time.Time
 			// authentication out and it retries.
 			sh.srv.drops.inc(dropOverload)
 		}
-	})
+	}
+	err := c.Authenticate(r, done)
+	if errors.Is(err, aaa.ErrClosed) {
+		// A reload replaced the client between the load and the call.
+		if c = sh.srv.aaa.client.Load(); c != nil {
+			err = c.Authenticate(r, done)
+		}
+	}
 	if err != nil {
 		sh.counters["radius_refused"]++
 		sub.eng.AuthResult(now, ppp.AuthResult{Message: "authentication unavailable"}, &sub.out)

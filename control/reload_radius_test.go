@@ -2,11 +2,13 @@ package control
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/l2tpd/l2tpd/aaa"
 	"github.com/l2tpd/l2tpd/aaa/radiustest"
 	"github.com/l2tpd/l2tpd/ppp"
 )
@@ -203,5 +205,43 @@ func TestReloadDAE(t *testing.T) {
 	c.Close()
 	if s.DAEAddr().String() != at(ports[1]) || s.config().HostName == "changed" {
 		t.Fatal("a rejected reload changed the running state")
+	}
+}
+
+// A client replaced by a reload is closed only once its requests in
+// flight are done: they end with their own answer or timeout, never
+// with "client closed".
+func TestDrainedClientFinishesInFlight(t *testing.T) {
+	silent, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	r := RADIUS{Auth: []RADIUSServer{{Addr: silent.LocalAddr().(*net.UDPAddr).AddrPort(), Secret: "s"}}, Timeout: 300 * time.Millisecond}
+	s, err := New(DefaultConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.radiusClient(r, "lns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	req := &aaa.Request{Auth: ppp.AuthRequest{Protocol: ppp.AuthPAP, User: "u", Password: []byte("p")}}
+	if err := c.Authenticate(req, func(res aaa.Result) { got <- res.Err }); err != nil {
+		t.Fatal(err)
+	}
+	s.drainClient(c, r)
+	select {
+	case err := <-got:
+		if !errors.Is(err, aaa.ErrTimeout) {
+			t.Fatalf("in-flight request ended with %v, want its own timeout", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no answer")
+	}
+	s.aaa.drains.Wait()
+	if err := c.Authenticate(req, func(aaa.Result) {}); err == nil {
+		t.Fatal("the drained client still takes requests")
 	}
 }
