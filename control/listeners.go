@@ -13,12 +13,11 @@ import (
 	"github.com/l2tpd/l2tpd/datapath"
 )
 
-// A listener removed by a reload drains, as a Cisco LNS does when its
-// VPDN source address goes away: the tunnels it carries keep running
-// (their sessions are subscribers), no new tunnel is accepted on it, and
-// its socket is closed when the last of them ends. An operator who wants
-// them gone at once clears them (l2tpctl clear tunnel); the dry run lists
-// them.
+// A listener removed by a reload drains: the tunnels it carries keep
+// running (their sessions are subscribers), no new tunnel is accepted on
+// it, and its socket is closed when the last of them ends. An operator
+// who wants them gone at once clears them (l2tpctl clear tunnel); the
+// dry run lists them.
 
 // listener is one bound listen address.
 type listener struct {
