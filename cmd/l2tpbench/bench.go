@@ -63,6 +63,8 @@ type sub struct {
 	peer   netip.Addr
 	// flow is what the traffic goroutine needs, published once online.
 	flow atomic.Pointer[flow]
+	// expired: the sweep hung the call up for taking longer than -timeout.
+	expired atomic.Bool
 }
 
 type flow struct {
@@ -116,6 +118,9 @@ func (b *bench) dialAll(ctx context.Context) {
 	b.allDone = make(chan struct{})
 	b.pending.Store(int64(b.o.sessions))
 	start := time.Now()
+	sctx, stopSweep := context.WithCancel(ctx)
+	defer stopSweep()
+	go b.sweep(sctx)
 	for i := 0; i < b.o.sessions; i++ {
 		if b.o.rate > 0 {
 			at := start.Add(time.Duration(float64(i) / b.o.rate * float64(time.Second)))
@@ -137,6 +142,32 @@ func (b *bench) dialAll(ctx context.Context) {
 	select {
 	case <-b.allDone:
 	case <-ctx.Done():
+	}
+}
+
+// sweep hangs up the subscribers still in setup -timeout after their
+// dial: the call's own timeout ends at session up, and a PPP that stalls
+// afterwards would otherwise keep the run waiting.
+func (b *bench) sweep(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var late []lac.CallID
+		b.mu.Lock()
+		for id, s := range b.byID {
+			if s.flow.Load() == nil && time.Since(s.dialed) > b.o.timeout && !s.expired.Swap(true) {
+				late = append(late, id)
+			}
+		}
+		b.mu.Unlock()
+		for _, id := range late {
+			b.l.Hangup(id, tunnel.Result{Code: wire.CDNTimeout, Message: "l2tpbench setup timeout"}, nil)
+		}
 	}
 }
 
@@ -294,6 +325,9 @@ func (s *sub) onDown(c *lac.Client, r lac.Reason) {
 	case nil:
 	default:
 		reason = r.Err.Error()
+	}
+	if s.expired.Load() {
+		reason = "setup-timeout"
 	}
 	b.ended(s, reason)
 }
