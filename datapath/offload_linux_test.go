@@ -188,7 +188,8 @@ func TestGSOSegmentation(t *testing.T) {
 
 // Segments larger than the path MTU make the kernel refuse the GSO entry
 // (EINVAL); the engine sends its messages one by one instead (IP
-// fragments them) and counts the fallback. Nothing is lost.
+// fragments them), counts the fallback and stops merging messages that
+// large. Nothing is lost.
 func TestGSOFallback(t *testing.T) {
 	ns := threadNetns(t)
 	ipCmd(t, "-n", ns, "link", "set", "lo", "mtu", "1280")
@@ -219,6 +220,21 @@ func TestGSOFallback(t *testing.T) {
 	st := r.e.Stats()
 	if st["offload_gso_fallback"] != 1 || st["offload_gso_sent"] != 1 || st["offload_gso_segments"] != 2 || st["send_error"] != 0 {
 		t.Fatalf("stats %v", st)
+	}
+	// The refused size is remembered: the next batch sends the large
+	// messages one by one at once and still merges the small ones.
+	if failed := r.u.writeBatch(msgs); failed != 0 {
+		t.Fatalf("%d failed", failed)
+	}
+	got = readDatagrams(t, a, len(msgs))
+	for i := range msgs {
+		if !bytes.Equal(got[i].b, msgs[i].b) {
+			t.Fatalf("second batch, datagram %d: %d bytes, want %d", i, len(got[i].b), len(msgs[i].b))
+		}
+	}
+	st = r.e.Stats()
+	if st["offload_gso_fallback"] != 1 || st["offload_gso_sent"] != 2 || st["offload_gso_segments"] != 5 {
+		t.Fatalf("second batch: stats %v", st)
 	}
 }
 

@@ -176,6 +176,10 @@ type udpIO struct {
 	rxWait, txWait *waiter
 	// gso, gro: UDP_SEGMENT on send, UDP_GRO on receive are on
 	gso, gro bool
+	// gsoBelow: only messages shorter than this are merged; it drops to
+	// the segment size the kernel refused as larger than the path MTU
+	// (writer thread only)
+	gsoBelow int
 	off      *offloadStats
 
 	// mu orders writeOne against close: the descriptor number must not be
@@ -192,7 +196,8 @@ func newUDPIO(conn *net.UDPConn, cfg Config, off *offloadStats) (*udpIO, error) 
 	if err != nil {
 		return nil, fmt.Errorf("datapath: add socket: %w", err)
 	}
-	u := &udpIO{fd: -1, laddr: conn.LocalAddr(), rx: newMmsgState(cfg.Batch, true), tx: newMmsgState(cfg.Batch, false), off: off}
+	u := &udpIO{fd: -1, laddr: conn.LocalAddr(), rx: newMmsgState(cfg.Batch, true), tx: newMmsgState(cfg.Batch, false), off: off,
+		gsoBelow: 1 << 16}
 	var serr error
 	err = rc.Control(func(fd uintptr) {
 		var domain int
@@ -331,7 +336,7 @@ func (u *udpIO) writeBatch(msgs []message) (failed int) {
 		m.pktLen[nh] = putPktinfo(m.oob[nh], msg.from, u.v6)
 		ni++
 		nh++
-		segSize, total, open = l, l, u.gso && l <= 0xffff
+		segSize, total, open = l, l, u.gso && l < u.gsoBelow
 	}
 	for i := 0; i < nh; i++ {
 		h := &m.hdrs[i].Hdr
@@ -384,6 +389,12 @@ func (u *udpIO) send(hdrs []unix.Mmsghdr, gso bool) (failed int) {
 		}
 		if gso && m.segs[i] > 1 {
 			u.off.gsoFallback.Add(1)
+			if errno == unix.EINVAL || errno == unix.EMSGSIZE {
+				// Segments this large do not fit the path MTU (the kernel
+				// fragments single datagrams but not GSO segments): stop
+				// merging them instead of failing every batch.
+				u.gsoBelow = min(u.gsoBelow, int(m.iovs[m.first[i]].Len))
+			}
 			failed += u.sendSingles(i)
 			i++
 			continue
