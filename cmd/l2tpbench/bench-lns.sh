@@ -324,7 +324,7 @@ for lns in $LNSS; do
 				open=1
 				[ "$lns" = l2tpd ] && open=64
 				bench "lossy-$lns-$mode" -sessions "$LOSSY_TUNNELS" -tunnels "$LOSSY_TUNNELS" -auth chap -loss 10 -reorder 10 \
-					-redial 3 -timeout 300s -open $open ;;
+					-redial 3 -timeout 900s -open $open ;;
 			esac
 			stop_lns
 			[ "$mode" = radius ] && stop_radius
