@@ -67,7 +67,8 @@ type tunnelEntry struct {
 	awaitICCN map[uint32]*call
 	idleSince time.Time
 	wasUp     bool
-	opening   bool // holds one of the LNS's opening slots
+	opening   bool   // holds one of the LNS's opening slots
+	retx      uint64 // retransmissions already counted
 }
 
 func (te *tunnelEntry) load() int { return len(te.calls) + len(te.pending) }
@@ -559,6 +560,12 @@ func (sh *shard) service(now time.Time, te *tunnelEntry) {
 		}
 	}
 	sh.announce()
+	if r := te.t.Stats().Reliable.Retransmits; r != te.retx {
+		if r > te.retx {
+			sh.ctr.retransmits.Add(r - te.retx)
+		}
+		te.retx = r // a v2 fallback starts a new channel
+	}
 	if te.t.Done() {
 		sh.removeTunnel(now, te)
 		return
@@ -655,7 +662,6 @@ func (sh *shard) removeTunnel(now time.Time, te *tunnelEntry) {
 	} else {
 		sh.pools[te.pool] = p
 	}
-	sh.ctr.retransmits.Add(te.t.Stats().Reliable.Retransmits)
 	sh.ntunnels.Add(-1)
 	sh.opened(now, te)
 }

@@ -240,8 +240,9 @@ func TestFailoverOnTimeout(t *testing.T) {
 	if len(r.ups) != 1 || r.ups[0].LNS.Name != "b" || r.ups[0].Attempts != 2 {
 		t.Fatalf("ups %+v downs %v", r.ups, r.downs)
 	}
-	if n.sh.ctr.tunnelsFailed.Load() != 1 || n.sh.ctr.failovers.Load() != 1 {
-		t.Fatalf("counters %+v", n.sh.ctr.tunnelsFailed.Load())
+	if n.sh.ctr.tunnelsFailed.Load() != 1 || n.sh.ctr.failovers.Load() != 1 || n.sh.ctr.retransmits.Load() != 3 {
+		t.Fatalf("tunnels failed %d, failovers %d, retransmissions %d", n.sh.ctr.tunnelsFailed.Load(), n.sh.ctr.failovers.Load(),
+			n.sh.ctr.retransmits.Load())
 	}
 	// Held down: the next call goes straight to b.
 	n.dial(2, r, cands...)
