@@ -48,6 +48,10 @@
 //
 // Handlers that run their own protocol timers (a PPP client) implement
 // Ticker and arm one timer per call with SetTimer from a callback.
+// Client is such a Handler: a PPP client engine (ppp.RoleClient) on the
+// call, the subscriber side l2tpbench emulates; a PPPoE relay is another
+// (it forwards Frame to the subscriber and sends its frames with
+// SendFrame).
 // Hangup sends a CDN (RFC 2661 §5.6). Dial and Hangup never block and
 // may be called from callbacks.
 //
