@@ -289,12 +289,17 @@ func overloadBacklog(sh *shard) int { return cap(sh.in) / 4 }
 
 // peekMessageType reads the Message Type AVP, which RFC 2661 §4.1 and
 // RFC 3931 §5.4 put first in every control message, without parsing the
-// rest. off is where the AVPs start; a ZLB has none.
-func peekMessageType(pkt []byte, off int) (wire.MsgType, bool) {
-	if off < 0 || len(pkt) < off+8 {
+// rest. off is where the AVPs start (h and off as wire.ParseHeader
+// returned them); a ZLB has none.
+func peekMessageType(pkt []byte, h wire.Header, off int) (wire.MsgType, bool) {
+	// The message ends where its Length says (counted from the start of
+	// the 12-octet control header, which follows the zero Session ID
+	// over IP); what follows in the datagram is not part of it.
+	end := off - controlHeaderLen + int(h.Length)
+	if off < controlHeaderLen || end > len(pkt) || end < off+8 {
 		return 0, false
 	}
-	a := pkt[off:]
+	a := pkt[off:end]
 	flags := binary.BigEndian.Uint16(a)
 	if flags&0x4000 != 0 || flags&0x03ff < 8 { // hidden, or too short
 		return 0, false
@@ -304,3 +309,8 @@ func peekMessageType(pkt []byte, off int) (wire.MsgType, bool) {
 	}
 	return wire.MsgType(binary.BigEndian.Uint16(a[6:])), true
 }
+
+// controlHeaderLen is the length of the L2TPv2 control header with its
+// Length and Ns/Nr fields (RFC 2661 §3.1) and of the L2TPv3 control
+// header (RFC 3931 §3.2.1): 12 octets both.
+const controlHeaderLen = 12

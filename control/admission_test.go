@@ -208,41 +208,61 @@ func TestAdmissionRates(t *testing.T) {
 }
 
 func TestPeekMessageType(t *testing.T) {
-	for _, mt := range []wire.MsgType{wire.MsgSCCRQ, wire.MsgICRQ, wire.MsgHello} {
-		for _, v := range []uint8{2, 3} {
-			b := wire.AppendControlHeader(nil, wire.EncapUDP, wire.Header{Control: true, HasLength: true, HasSeq: true, Version: v, TunnelID: 7})
-			b = wire.AppendMessageType(b, mt)
-			wire.FinishControl(b, 0, wire.EncapUDP)
-			_, off, err := wire.ParseHeader(b, wire.EncapUDP)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got, ok := peekMessageType(b, off); !ok || got != mt {
-				t.Fatalf("v%d %v: got %v %v", v, mt, got, ok)
+	for _, enc := range []wire.Encap{wire.EncapUDP, wire.EncapIP} {
+		for _, mt := range []wire.MsgType{wire.MsgSCCRQ, wire.MsgICRQ, wire.MsgHello} {
+			for _, v := range []uint8{2, 3} {
+				if v == 2 && enc == wire.EncapIP {
+					continue // RFC 2661 runs over UDP only
+				}
+				b := wire.AppendControlHeader(nil, enc, wire.Header{Control: true, HasLength: true, HasSeq: true, Version: v, TunnelID: 7})
+				b = wire.AppendMessageType(b, mt)
+				wire.FinishControl(b, 0, enc)
+				h, off, err := wire.ParseHeader(b, enc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, ok := peekMessageType(b, h, off); !ok || got != mt {
+					t.Fatalf("%v v%d %v: got %v %v", enc, v, mt, got, ok)
+				}
 			}
 		}
 	}
 	zlb := wire.AppendControlHeader(nil, wire.EncapUDP, wire.Header{Control: true, HasLength: true, HasSeq: true, Version: 2, TunnelID: 7})
 	wire.FinishControl(zlb, 0, wire.EncapUDP)
-	if _, ok := peekMessageType(zlb, 12); ok {
+	h, off, err := wire.ParseHeader(zlb, wire.EncapUDP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := peekMessageType(zlb, h, off); ok {
 		t.Fatal("a ZLB has a message type")
+	}
+	// Octets after the Length are not part of the message (RFC 2661
+	// §3.1): a ZLB followed by what looks like an AVP is still a ZLB.
+	padded := append(zlb, 0x80, 0x08, 0, 0, 0, 0, 0, byte(wire.MsgSCCRQ))
+	if mt, ok := peekMessageType(padded, h, off); ok {
+		t.Fatalf("a ZLB with trailing octets peeked as %v", mt)
 	}
 }
 
 func FuzzPeekMessageType(f *testing.F) {
-	f.Add(sccrq(1))
-	f.Add([]byte{0xc8, 0x02, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		_, off, err := wire.ParseHeader(b, wire.EncapUDP)
-		if err != nil {
+	f.Add(sccrq(1), false)
+	f.Add([]byte{0xc8, 0x02, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0}, false)
+	f.Add([]byte{0, 0, 0, 0, 0xc8, 0x03, 0, 20, 0, 0, 0, 7, 0, 0, 0, 0, 0x80, 0x08, 0, 0, 0, 0, 0, 1}, true)
+	f.Fuzz(func(t *testing.T, b []byte, ip bool) {
+		enc := wire.EncapUDP
+		if ip {
+			enc = wire.EncapIP
+		}
+		h, off, err := wire.ParseHeader(b, enc)
+		if err != nil || !h.Control {
 			return
 		}
-		mt, ok := peekMessageType(b, off)
+		mt, ok := peekMessageType(b, h, off)
 		if !ok {
 			return
 		}
 		// What the peek reads is what the full parser reads.
-		if m, err := wire.ParseMessage(b, wire.EncapUDP, nil); err == nil && m.Type != mt {
+		if m, err := wire.ParseMessage(b, enc, nil); err == nil && m.Type != mt {
 			t.Fatalf("peek %v, parse %v", mt, m.Type)
 		}
 	})

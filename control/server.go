@@ -258,7 +258,7 @@ func (s *Server) Control(sk *datapath.Socket, pkt []byte, from netip.AddrPort, t
 	if len(sh.in) >= overloadBacklog(sh) {
 		// New work waits for the backlog to clear; established
 		// tunnels' messages still go in.
-		if mt, ok := peekMessageType(pkt, off); ok {
+		if mt, ok := peekMessageType(pkt, h, off); ok {
 			switch {
 			case mt == wire.MsgSCCRQ && h.TunnelID == 0:
 				s.refused.inc(refuseOverloadSCCRQ)
