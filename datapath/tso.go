@@ -136,7 +136,11 @@ func splitGSO(pkt []byte, h vnetHdr, sink segSink) bool {
 		if proto != 6 || len(pkt) < ipLen+20 {
 			return false
 		}
-		hlen = ipLen + int(pkt[ipLen+12]>>4)*4
+		thl := int(pkt[ipLen+12]>>4) * 4
+		if thl < 20 { // a Data Offset below 5 words (RFC 793 §3.1)
+			return false
+		}
+		hlen = ipLen + thl
 	case vnetGSOUDPL4:
 		if proto != 17 {
 			return false

@@ -323,3 +323,20 @@ func FuzzSplitGSO(f *testing.F) {
 		completeChecksum(pkt, h)
 	})
 }
+
+// A TCP Data Offset below 5 words (RFC 793 §3.1) cannot describe a
+// header: such a super-packet is refused, never cut (a fuzz finding: the
+// segments were shorter than the TCP header the cutter rewrote).
+func TestSplitGSOShortTCPDataOffset(t *testing.T) {
+	for _, words := range []byte{0, 1, 4} {
+		th := tcpHeader(7, 0x18)
+		th[12] = words << 4
+		pkt := ipv4Packet(netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("100.64.0.10"), 6,
+			append(th, testPayload(3000)...))
+		col := &segCollector{buf: make([]byte, headroom+1600)}
+		h := vnetHdr{flags: vnetNeedsCsum, gsoType: vnetGSOTCPv4, gsoSize: 6, csumStart: 20, csumOffset: 16}
+		if splitGSO(pkt, h, col) {
+			t.Fatalf("data offset %d words: cut into %d segments", words, len(col.segs))
+		}
+	}
+}
