@@ -19,10 +19,13 @@ const (
 	MaxCaptureDuration = 10 * time.Minute
 )
 
-// CapturedPacket is one L2TP packet (a UDP payload) of a capture.
+// CapturedPacket is one L2TP packet of a capture: a UDP payload, or for
+// a session carried directly over IP (IP set, Peer's port 0) the IP
+// payload, which starts at the Session ID (RFC 3931 §4.1.1.2).
 type CapturedPacket struct {
 	Time  time.Time      `json:"time"`
 	Out   bool           `json:"out"` // sent by l2tpd
+	IP    bool           `json:"ip,omitempty"`
 	Peer  netip.AddrPort `json:"peer"`
 	Local netip.Addr     `json:"local"`
 	Data  []byte         `json:"data"`
@@ -50,7 +53,9 @@ func (c *capture) add(out bool, pkt []byte, peer netip.AddrPort, local netip.Add
 		c.dropped++
 		return
 	}
-	c.pkts = append(c.pkts, CapturedPacket{Time: time.Now(), Out: out, Peer: peer, Local: local, Data: append([]byte(nil), pkt...)})
+	// Over IP there is no port: the datapath and the shard give the
+	// peer's as 0, which no UDP peer has.
+	c.pkts = append(c.pkts, CapturedPacket{Time: time.Now(), Out: out, IP: peer.Port() == 0, Peer: peer, Local: local, Data: append([]byte(nil), pkt...)})
 	c.bytes += len(pkt)
 	if len(c.pkts) == c.max {
 		c.closed = true
@@ -106,6 +111,14 @@ func (s *Server) Capture(ctx context.Context, sessionID uint32, count int, d tim
 	if err != nil {
 		return nil, err
 	}
+	static := false
+	if !found {
+		// A static session (RFC 3931 §3.1) has no tunnel on a shard and no
+		// control messages: its data packets are all there is.
+		key = datapath.SessionKey{Version: 3, Session: sessionID}
+		found, busy = s.startStaticCapture(key, c)
+		static = true
+	}
 	if !found {
 		return nil, fmt.Errorf("%w: session %d", ErrNotFound, sessionID)
 	}
@@ -125,6 +138,13 @@ func (s *Server) Capture(ctx context.Context, sessionID uint32, count int, d tim
 	if s.eng != nil {
 		s.eng.SetTap(key, nil)
 	}
+	if static {
+		s.pw.mu.Lock()
+		if s.pw.captures[sessionID] == c {
+			delete(s.pw.captures, sessionID)
+		}
+		s.pw.mu.Unlock()
+	}
 	_ = s.eachShard(stopCtx, func(sh *shard) {
 		if sh == owner && sh.captures[tunID] == c {
 			delete(sh.captures, tunID)
@@ -134,4 +154,32 @@ func (s *Server) Capture(ctx context.Context, sessionID uint32, count int, d tim
 	defer c.mu.Unlock()
 	c.closed = true
 	return c.pkts, nil
+}
+
+// startStaticCapture taps the static session key if there is one. It
+// reports whether the session exists and whether it is already being
+// captured.
+func (s *Server) startStaticCapture(key datapath.SessionKey, c *capture) (found, busy bool) {
+	s.pw.mu.Lock()
+	defer s.pw.mu.Unlock()
+	for k := range s.pw.statics {
+		if k.id == key.Session {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return false, false
+	}
+	if s.pw.captures[key.Session] != nil {
+		return true, true
+	}
+	if s.pw.captures == nil {
+		s.pw.captures = map[uint32]*capture{}
+	}
+	s.pw.captures[key.Session] = c
+	if s.eng != nil {
+		s.eng.SetTap(key, c.add)
+	}
+	return true, false
 }

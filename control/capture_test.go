@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -74,5 +75,24 @@ func TestCaptureSession(t *testing.T) {
 	}
 	if _, err := s.Capture(context.Background(), 424242, 1, time.Second); err == nil {
 		t.Fatal("capture of an unknown session started")
+	}
+}
+
+// A packet the datapath or the shard hands over with peer port 0 is one of
+// a session carried directly over IP (RFC 3931 §4.1.1.2); any other is a
+// UDP payload.
+func TestCaptureMarksIP(t *testing.T) {
+	c := &capture{max: 10, full: make(chan struct{})}
+	local := netip.MustParseAddr("192.0.2.1")
+	c.add(false, []byte{0, 0, 0, 9, 1}, netip.MustParseAddrPort("198.51.100.7:0"), local)
+	c.add(true, []byte{0xc8, 2}, netip.MustParseAddrPort("198.51.100.7:1701"), local)
+	c.add(true, []byte{0, 0, 0, 0}, netip.MustParseAddrPort("[2001:db8::7]:0"), netip.MustParseAddr("2001:db8::1"))
+	if len(c.pkts) != 3 {
+		t.Fatalf("%d packets", len(c.pkts))
+	}
+	for i, want := range []bool{true, false, true} {
+		if c.pkts[i].IP != want {
+			t.Errorf("packet %d: IP %v, want %v", i, c.pkts[i].IP, want)
+		}
 	}
 }

@@ -25,6 +25,8 @@ type pwServer struct {
 	socks   map[sockKey]*datapath.Socket
 	taps    map[tapKey]bool
 	statics map[staticKey]staticSession
+	// captures are the static sessions being captured, by session ID.
+	captures map[uint32]*capture
 	// meta maps a socket to its encapsulation and namespace; read for
 	// every control message, so it is replaced whole.
 	meta atomic.Pointer[map[*datapath.Socket]sockMeta]

@@ -1,7 +1,9 @@
 // Package pcap writes captured L2TP packets as a pcap file that
 // Wireshark and tshark read: each UDP payload gets the IPv4 or IPv6 and
 // UDP headers it travelled with, so the L2TP dissector (UDP port 1701)
-// decodes it.
+// decodes it; each packet of a session carried directly over IP gets an
+// IPv4 or IPv6 header with protocol 115, which the dissector decodes as
+// L2TPv3 over IP (RFC 3931 §4.1.1).
 package pcap
 
 import (
@@ -30,18 +32,24 @@ func Write(w io.Writer, pkts []control.CapturedPacket) error {
 		if p.Out {
 			src, dst = dst, src
 		}
-		udp := &layers.UDP{SrcPort: layers.UDPPort(src.port), DstPort: layers.UDPPort(dst.port)}
-		var ip gopacket.SerializableLayer
-		if src.ip.To4() != nil && dst.ip.To4() != nil {
-			ip4 := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: src.ip.To4(), DstIP: dst.ip.To4()}
-			_ = udp.SetNetworkLayerForChecksum(ip4)
-			ip = ip4
-		} else {
-			ip6 := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolUDP, SrcIP: src.ip.To16(), DstIP: dst.ip.To16()}
-			_ = udp.SetNetworkLayerForChecksum(ip6)
-			ip = ip6
+		proto := layers.IPProtocolUDP
+		if p.IP {
+			proto = ipProtoL2TP
 		}
-		if err := gopacket.SerializeLayers(buf, opts, ip, udp, gopacket.Payload(p.Data)); err != nil {
+		var ip gopacket.NetworkLayer
+		if src.ip.To4() != nil && dst.ip.To4() != nil {
+			ip = &layers.IPv4{Version: 4, TTL: 64, Protocol: proto, SrcIP: src.ip.To4(), DstIP: dst.ip.To4()}
+		} else {
+			ip = &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: proto, SrcIP: src.ip.To16(), DstIP: dst.ip.To16()}
+		}
+		ls := []gopacket.SerializableLayer{ip.(gopacket.SerializableLayer)}
+		if !p.IP {
+			udp := &layers.UDP{SrcPort: layers.UDPPort(src.port), DstPort: layers.UDPPort(dst.port)}
+			_ = udp.SetNetworkLayerForChecksum(ip)
+			ls = append(ls, udp)
+		}
+		ls = append(ls, gopacket.Payload(p.Data))
+		if err := gopacket.SerializeLayers(buf, opts, ls...); err != nil {
 			return fmt.Errorf("pcap: %w", err)
 		}
 		b := buf.Bytes()
@@ -53,6 +61,9 @@ func Write(w io.Writer, pkts []control.CapturedPacket) error {
 	return nil
 }
 
+// ipProtoL2TP is L2TPv3 directly over IP (RFC 3931 §4.1.1.2).
+const ipProtoL2TP layers.IPProtocol = 115
+
 type endpoint struct {
 	ip   net.IP
 	port uint16
@@ -63,7 +74,7 @@ func fromAddrPort(a netip.AddrPort) endpoint {
 }
 
 // local is l2tpd's end: the address the peer targeted, on port 1701 (the
-// port is not recorded; L2TP's).
+// port is not recorded; L2TP's). Over IP there are no ports.
 func local(p control.CapturedPacket) endpoint {
 	a := p.Local.Unmap()
 	if !a.IsValid() {
