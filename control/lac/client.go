@@ -45,6 +45,7 @@ func (c *Client) Up(s Session) {
 
 // Down reports the call's end.
 func (c *Client) Down(id CallID, r Reason) {
+	c.ID = id // also when the call never came up
 	if c.OnDown != nil {
 		c.OnDown(c, r)
 	}

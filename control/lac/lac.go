@@ -463,13 +463,16 @@ func (d *deadSet) isDead(a netip.AddrPort, now time.Time) bool {
 }
 
 // openGate bounds the tunnels being opened to each LNS, over all shards.
+// A shard that finds an LNS's slots taken is registered as waiting in the
+// same critical section, so the release that frees a slot cannot miss it.
 type openGate struct {
 	mu      sync.Mutex
 	n       map[netip.AddrPort]int
-	waiters atomic.Int64 // calls deferred in any shard
+	waiting map[int]bool // shards with deferred calls
 }
 
-func (g *openGate) acquire(lns LNS) bool {
+// acquire takes a slot for lns, or registers shard as waiting for one.
+func (g *openGate) acquire(lns LNS, shard int) bool {
 	max := lns.MaxOpening
 	if max <= 0 {
 		max = 1
@@ -477,16 +480,27 @@ func (g *openGate) acquire(lns LNS) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.n[lns.Addr] >= max {
+		if g.waiting == nil {
+			g.waiting = make(map[int]bool)
+		}
+		g.waiting[shard] = true
 		return false
 	}
 	g.n[lns.Addr]++
 	return true
 }
 
-func (g *openGate) release(a netip.AddrPort) {
+// release frees a slot and returns the shards to wake (and forgets them).
+func (g *openGate) release(a netip.AddrPort) []int {
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	if g.n[a]--; g.n[a] <= 0 {
 		delete(g.n, a)
 	}
-	g.mu.Unlock()
+	var wake []int
+	for i := range g.waiting {
+		wake = append(wake, i)
+	}
+	clear(g.waiting)
+	return wake
 }

@@ -18,7 +18,7 @@ import (
 )
 
 // startLNS runs the product's LNS on loopback with local users.
-func startLNS(t *testing.T, secret string) (*control.Server, netip.AddrPort) {
+func startLNS(t *testing.T, secret string, mods ...func(*control.Config)) (*control.Server, netip.AddrPort) {
 	t.Helper()
 	cfg := control.DefaultConfig()
 	cfg.Listen = []string{"127.0.0.1:0"}
@@ -32,6 +32,9 @@ func startLNS(t *testing.T, secret string) (*control.Server, netip.AddrPort) {
 	cfg.PPP.Pool = "default"
 	cfg.Pools = []control.Pool{{Name: "default",
 		IPv4: []control.AddrRange{{First: netip.MustParseAddr("100.64.0.10"), Last: netip.MustParseAddr("100.64.0.250")}}}}
+	for _, m := range mods {
+		m(&cfg)
+	}
 	s, err := control.New(cfg, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -212,5 +215,32 @@ func TestAuthFailureReported(t *testing.T) {
 	subs.mu.Unlock()
 	if !r.ByPeer || r.Err != nil {
 		t.Fatalf("reason %+v", r)
+	}
+}
+
+// Forty tunnels to one LNS from two shards, opened one at a time: a
+// shard that waits for another's tunnel to open is woken when it is.
+func TestManyTunnelsOneAtATime(t *testing.T) {
+	_, addr := startLNS(t, "", func(c *control.Config) { c.Limits.SCCRQRate, c.Limits.SCCRQRatePerPeer = 0, 0 })
+	l := startLAC(t)
+	subs := &subscribers{online: map[lac.CallID]netip.Addr{}, down: map[lac.CallID]lac.Reason{}}
+	const n = 40
+	for i := 0; i < n; i++ {
+		c := subs.client(t, l, "alice", "wonderland", ppp.AuthCHAPMD5)
+		if _, err := l.Dial(lac.CallRequest{Group: uint32(i + 1)}, []lac.LNS{{Addr: addr, Version: 2}}, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "all subscribers online", 20*time.Second, func() bool {
+		up, down := subs.count()
+		if down > 0 {
+			subs.mu.Lock()
+			defer subs.mu.Unlock()
+			t.Fatalf("%d up, down: %v", up, subs.down)
+		}
+		return up == n
+	})
+	if l.Tunnels() != n {
+		t.Fatalf("%d tunnels, want %d", l.Tunnels(), n)
 	}
 }

@@ -342,7 +342,6 @@ func (sh *shard) place(now time.Time, c *call) {
 			c.attempts--
 			c.te, c.sid = nil, 0
 			sh.deferred = append(sh.deferred, c)
-			sh.l.opening.waiters.Add(1)
 			return
 		}
 		if te == nil {
@@ -409,7 +408,6 @@ func (sh *shard) startCall(now time.Time, te *tunnelEntry, c *call) bool {
 func (sh *shard) retryDeferred(now time.Time) {
 	d := sh.deferred
 	sh.deferred = nil
-	sh.l.opening.waiters.Add(-int64(len(d)))
 	for _, c := range d {
 		if sh.calls[c.id] == c && c.te == nil && c.closing == nil {
 			sh.place(now, c)
@@ -432,12 +430,12 @@ func (sh *shard) tunnelFor(now time.Time, lns LNS, group uint32) (*tunnelEntry, 
 			return te, false
 		}
 	}
-	if !sh.l.opening.acquire(lns) {
+	if !sh.l.opening.acquire(lns, sh.index) {
 		return nil, true
 	}
 	id, ok := sh.allocTunnelID()
 	if !ok {
-		sh.l.opening.release(lns.Addr)
+		sh.wakeWaiting(now, sh.l.opening.release(lns.Addr))
 		return nil, false
 	}
 	version, fallback := lns.Version, false
@@ -473,17 +471,20 @@ func (sh *shard) opened(now time.Time, te *tunnelEntry) {
 		return
 	}
 	te.opening = false
-	sh.l.opening.release(te.lns.Addr)
-	if sh.l.opening.waiters.Load() > 0 {
-		for _, o := range sh.l.shards {
-			if o == sh {
-				continue
+	sh.wakeWaiting(now, sh.l.opening.release(te.lns.Addr))
+}
+
+// wakeWaiting retries the deferred calls of the shards a release named.
+func (sh *shard) wakeWaiting(now time.Time, shards []int) {
+	for _, i := range shards {
+		if i == sh.index || i >= len(sh.l.shards) {
+			if len(sh.deferred) > 0 {
+				sh.retryDeferred(now)
 			}
-			o.post(o.retryDeferred)
+			continue
 		}
-	}
-	if len(sh.deferred) > 0 {
-		sh.retryDeferred(now)
+		o := sh.l.shards[i]
+		o.post(o.retryDeferred)
 	}
 }
 
