@@ -53,6 +53,19 @@ type Config struct {
 	// LAC is the LAC role (PPPoE access tunneled to LNSs); off unless it
 	// names an access interface.
 	LAC LAC
+	// Datapath turns the datapath's kernel offloads off; the zero value
+	// uses every offload the kernel has. Read once, at start.
+	Datapath Datapath
+}
+
+// Datapath holds the datapath's offload switches (datapath.Config).
+type Datapath struct {
+	// DisableGSO and DisableGRO keep UDP segmentation offload on send
+	// and UDP GRO on receive off.
+	DisableGSO, DisableGRO bool
+	// DisableTUNOffload opens the TUN without its offloads (no TSO
+	// super-packets, no checksum offload).
+	DisableTUNOffload bool
 }
 
 // PPP holds the PPP policy for sessions.

@@ -272,6 +272,16 @@ func diffConfig(a, b *Config) Diff {
 	if a.TUN != b.TUN {
 		d.RequiresRestart = append(d.RequiresRestart, "tun")
 	}
+	// The sockets and the TUN are opened with their offloads once.
+	if a.Datapath.DisableGSO != b.Datapath.DisableGSO {
+		d.RequiresRestart = append(d.RequiresRestart, "datapath.gso")
+	}
+	if a.Datapath.DisableGRO != b.Datapath.DisableGRO {
+		d.RequiresRestart = append(d.RequiresRestart, "datapath.gro")
+	}
+	if a.Datapath.DisableTUNOffload != b.Datapath.DisableTUNOffload {
+		d.RequiresRestart = append(d.RequiresRestart, "datapath.tun_offload")
+	}
 	diffRADIUS(a, b, add)
 	if a.Store != b.Store {
 		d.RequiresRestart = append(d.RequiresRestart, "store")

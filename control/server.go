@@ -113,7 +113,11 @@ func (s *Server) LocalAddrs() []net.Addr {
 // done, then tears every tunnel down (StopCCN, result 6) before returning.
 func (s *Server) Run(ctx context.Context) error {
 	cfg := s.config()
-	eng, err := datapath.New(datapath.Config{TUN: cfg.TUN.Name, MTU: cfg.TUN.MTU}, s)
+	eng, err := datapath.New(datapath.Config{
+		TUN: cfg.TUN.Name, MTU: cfg.TUN.MTU,
+		DisableGSO: cfg.Datapath.DisableGSO, DisableGRO: cfg.Datapath.DisableGRO,
+		DisableTUNOffload: cfg.Datapath.DisableTUNOffload,
+	}, s)
 	if err != nil {
 		return fmt.Errorf("control: datapath: %w", err)
 	}

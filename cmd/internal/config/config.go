@@ -40,6 +40,8 @@ type File struct {
 	StaticTunnels []control.StaticTunnel
 	// LAC is the LAC role (the lac section).
 	LAC control.LAC
+	// Datapath holds the kernel offload switches (the datapath section).
+	Datapath control.Datapath
 }
 
 // Metrics configures the Prometheus endpoint; an empty Listen turns it
@@ -186,6 +188,7 @@ func (f *File) Control() control.Config {
 		RADIUS:            cloneRADIUS(f.RADIUS),
 		Store:             control.Store{Backend: f.Store.Backend, URL: f.Store.URL, NodeID: f.Store.NodeID, OutagePolicy: f.Store.OutagePolicy},
 		LAC:               cloneLAC(f.LAC),
+		Datapath:          f.Datapath,
 	}
 	cfg.Pseudowires = slices.Clone(f.Pseudowires)
 	for _, st := range f.StaticTunnels {

@@ -217,6 +217,10 @@ func TestInvalidField(t *testing.T) {
 		{"admin mode too wide", "admin: {mode: \"01777\"}\n", "admin.mode", 1, "want octal"},
 		{"admin mode locks owner out", "admin: {mode: \"0066\"}\n", "admin.mode", 1, "owner read and write"},
 		{"admin socket empty", "admin: {socket: \"\"}\n", "admin.socket", 1, "must not be empty"},
+		{"datapath unknown offload", "datapath:\n  gso: true\n  tso: false\n", "datapath.tso", 3, `unknown key "tso"`},
+		{"datapath offload not a boolean", "datapath:\n  gro: \"off\"\n", "datapath.gro", 2, "expected true or false"},
+		{"datapath offload yes", "datapath: {tun_offload: yes}\n", "datapath.tun_offload", 1, "expected true or false"},
+		{"datapath not a mapping", "datapath: [gso]\n", "datapath", 1, "expected a mapping"},
 		{"shards zero", "control: {shards: 0}\n", "control.shards", 1, "from 1 to 64, got 0"},
 		{"shards too many", "control:\n  shards: 65\n", "control.shards", 2, "from 1 to 64, got 65"},
 		{"shards not integer", "control: {shards: two}\n", "control.shards", 1, `expected an integer, got "two"`},
@@ -733,6 +737,38 @@ func TestRADIUSSection(t *testing.T) {
 	for _, want := range []string{"radius.auth_servers[0].address", "radius.auth_servers[1] (line 4): needs address and secret", "radius.interim_interval"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+}
+
+// Every datapath offload is on by default; each key turns its own off and
+// the control plane gets exactly that.
+func TestDatapathOffloads(t *testing.T) {
+	f, err := Parse([]byte("hostname: a\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Control().Datapath; got != (control.Datapath{}) {
+		t.Errorf("default %+v, want every offload on", got)
+	}
+	for _, tt := range []struct {
+		doc  string
+		want control.Datapath
+	}{
+		{"datapath: {gso: true, gro: true, tun_offload: true}\n", control.Datapath{}},
+		{"datapath:\n", control.Datapath{}},
+		{"datapath: {gso: false}\n", control.Datapath{DisableGSO: true}},
+		{"datapath: {gro: false}\n", control.Datapath{DisableGRO: true}},
+		{"datapath: {tun_offload: false}\n", control.Datapath{DisableTUNOffload: true}},
+		{"datapath:\n  gso: false\n  gro: false\n  tun_offload: false\n", control.Datapath{DisableGSO: true, DisableGRO: true, DisableTUNOffload: true}},
+	} {
+		f, err := Parse([]byte(tt.doc))
+		if err != nil {
+			t.Errorf("%q: %v", tt.doc, err)
+			continue
+		}
+		if got := f.Control().Datapath; got != tt.want {
+			t.Errorf("%q: %+v, want %+v", tt.doc, got, tt.want)
 		}
 	}
 }

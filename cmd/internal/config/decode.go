@@ -106,6 +106,7 @@ func (d *decoder) root(n *yaml.Node, f *File) {
 		{"pseudowires", func(p string, v *yaml.Node) { d.pseudowires(p, v, f) }},
 		{"static_tunnels", func(p string, v *yaml.Node) { d.staticTunnels(p, v, f) }},
 		{"lac", func(p string, v *yaml.Node) { d.lac(p, v, &f.LAC) }},
+		{"datapath", func(p string, v *yaml.Node) { d.datapath(p, v, &f.Datapath) }},
 	})
 	d.crossCheck(f)
 	d.lacCrossCheck(f)
