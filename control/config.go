@@ -305,6 +305,10 @@ type Stats struct {
 	// SessionsInSetup are admitted sessions not yet established.
 	SessionsInSetup int               `json:"sessions_in_setup"`
 	Counters        map[string]uint64 `json:"counters"`
+	// Offload is the datapath's offload mode and work, under the
+	// datapath's offload_ names (socket and TUN modes, super-datagrams
+	// and super-packets handled); empty without a datapath.
+	Offload map[string]uint64 `json:"offload,omitempty"`
 }
 
 // ServerInfo is a RADIUS server's health.

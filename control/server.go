@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -462,7 +463,13 @@ func (s *Server) ClearSessionResult(ctx context.Context, id uint32, result uint1
 func (s *Server) Stats(ctx context.Context) (Stats, error) {
 	st := Stats{Drops: s.drops.snapshot(), Counters: map[string]uint64{}, Refused: s.refused.snapshot(), SessionsInSetup: int(s.inSetup.Load())}
 	if s.eng != nil {
+		st.Offload = map[string]uint64{}
 		for k, v := range s.eng.Stats() {
+			// The offload_ entries count work and modes, not drops.
+			if strings.HasPrefix(k, "offload_") {
+				st.Offload[k] = v
+				continue
+			}
 			st.Drops["datapath_"+k] = v
 		}
 	}

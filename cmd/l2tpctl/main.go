@@ -409,6 +409,9 @@ func printTable(w io.Writer, req admin.Request, data json.RawMessage) error {
 		for _, k := range sortedKeys(st.Refused) {
 			fmt.Fprintf(tw, "refused.%s\t%d\n", k, st.Refused[k])
 		}
+		for _, k := range sortedKeys(st.Offload) {
+			fmt.Fprintf(tw, "%s\t%d\n", k, st.Offload[k])
+		}
 	case admin.CmdClearTunnel, admin.CmdClearSession:
 		var c admin.Cleared
 		if err := json.Unmarshal(data, &c); err != nil {

@@ -27,7 +27,8 @@ var (
 		{SessionID: 7, PeerSessionID: 65497, TunnelID: 5, PeerTunnelID: 1328, Peer: "198.18.0.2:1701", Version: 2, State: "established", UserName: "alice", IPv4: "100.64.0.10", PPPState: "network", Since: since, UptimeSeconds: 90061},
 	}
 	stats = control.Stats{Drops: map[string]uint64{"unknown_tunnel": 3, "bad_header": 1}, Counters: map[string]uint64{"rx_control": 42},
-		Refused: map[string]uint64{"icrq_rate": 5, "setup_limit": 2}, SessionsInSetup: 7}
+		Refused: map[string]uint64{"icrq_rate": 5, "setup_limit": 2}, SessionsInSetup: 7,
+		Offload: map[string]uint64{"offload_udp_gso_sockets": 2, "offload_gso_sent": 9}}
 )
 
 // serve runs an admin server over a fake backend and returns its socket.
@@ -126,7 +127,7 @@ func TestShowStatsTable(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	rows := checkAligned(t, out, 11)
+	rows := checkAligned(t, out, 13)
 	want := [][]string{
 		{"COUNTER", "VALUE"},
 		{"tunnels", "2"},
@@ -140,6 +141,8 @@ func TestShowStatsTable(t *testing.T) {
 		{"sessions_in_setup", "7"},
 		{"refused.icrq_rate", "5"},
 		{"refused.setup_limit", "2"},
+		{"offload_gso_sent", "9"},
+		{"offload_udp_gso_sockets", "2"},
 	}
 	if !reflect.DeepEqual(rows, want) {
 		t.Errorf("got\n%s", out)

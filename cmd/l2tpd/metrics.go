@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +37,17 @@ type collector struct {
 	acctQueue, storeQueue, storeUp, radiusUp, setup, online, rtt *prometheus.Desc
 	radiusLatency, radiusResponses, radiusRequests               *prometheus.Desc
 	radiusUnanswered, refused, inSetup                           *prometheus.Desc
+	offloadMode, offloadWork                                     *prometheus.Desc
+}
+
+// offloadModes are the datapath's offload_ entries that describe a mode
+// (sockets or a TUN with an offload in use, the TUN's flags) rather than
+// count work: gauges, not counters.
+var offloadModes = map[string]bool{
+	"offload_udp_gso_sockets": true,
+	"offload_udp_gro_sockets": true,
+	"offload_tun_vnet_hdr":    true,
+	"offload_tun_flags":       true,
 }
 
 func newCollector(src metricsSource) *collector {
@@ -65,6 +77,8 @@ func newCollector(src metricsSource) *collector {
 		radiusUnanswered: prometheus.NewDesc("l2tpd_radius_timeouts_total", "Requests a RADIUS server left unanswered, by address.", []string{"server"}, nil),
 		refused:          prometheus.NewDesc("l2tpd_admission_refused_total", "New tunnels (StopCCN 2/4) and sessions (CDN 4) refused by admission control, or their SCCRQ/ICRQ dropped under overload, by reason.", []string{"reason"}, nil),
 		inSetup:          prometheus.NewDesc("l2tpd_sessions_in_setup", "Sessions admitted and not yet established (ICRQ answered, no ICCN yet).", nil, nil),
+		offloadMode:      prometheus.NewDesc("l2tpd_datapath_offload_mode", "Datapath offloads in use: sockets with UDP GSO or GRO, 1 when the TUN has IFF_VNET_HDR, the TUN_F_ flags the kernel accepted.", []string{"mode"}, nil),
+		offloadWork:      prometheus.NewDesc("l2tpd_datapath_offload_total", "Datapath offload work: super-datagrams sent and received and the datagrams in them, GSO fallbacks, TUN super-packets cut and checksums completed.", []string{"event"}, nil),
 	}
 	c.reloads.WithLabelValues("ok")
 	c.reloads.WithLabelValues("rejected")
@@ -74,7 +88,7 @@ func newCollector(src metricsSource) *collector {
 func (c *collector) setHash(h string) { c.hash.Store(h) }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.tunnels, c.sessions, c.counters, c.drops, c.pkts, c.bytes, c.info, c.acctQueue, c.storeQueue, c.storeUp, c.radiusUp, c.setup, c.online, c.rtt, c.radiusLatency, c.radiusResponses, c.radiusRequests, c.radiusUnanswered, c.refused, c.inSetup} {
+	for _, d := range []*prometheus.Desc{c.tunnels, c.sessions, c.counters, c.drops, c.pkts, c.bytes, c.info, c.acctQueue, c.storeQueue, c.storeUp, c.radiusUp, c.setup, c.online, c.rtt, c.radiusLatency, c.radiusResponses, c.radiusRequests, c.radiusUnanswered, c.refused, c.inSetup, c.offloadMode, c.offloadWork} {
 		ch <- d
 	}
 	c.reloads.Describe(ch)
@@ -142,6 +156,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(v), k)
 		}
 		ch <- prometheus.MustNewConstMetric(c.inSetup, prometheus.GaugeValue, float64(st.SessionsInSetup))
+		for k, v := range st.Offload {
+			name := strings.TrimPrefix(k, "offload_")
+			if offloadModes[k] {
+				ch <- prometheus.MustNewConstMetric(c.offloadMode, prometheus.GaugeValue, float64(v), name)
+			} else {
+				ch <- prometheus.MustNewConstMetric(c.offloadWork, prometheus.CounterValue, float64(v), name)
+			}
+		}
 		ch <- histogram(c.setup, st.SessionSetup)
 		ch <- histogram(c.online, st.OnlineSetup)
 		ch <- prometheus.MustNewConstMetric(c.acctQueue, prometheus.GaugeValue, float64(st.AcctQueue))

@@ -23,6 +23,7 @@ func TestCollector(t *testing.T) {
 		[]control.SessionInfo{{SessionID: 7, State: "established", PPPState: "network", RxPackets: 10, TxPackets: 4, RxBytes: 1000, TxBytes: 400}},
 		control.Stats{Counters: map[string]uint64{"tunnels_established": 5}, Drops: map[string]uint64{"malformed": 2},
 			Refused: map[string]uint64{"icrq_rate": 4}, SessionsInSetup: 6,
+			Offload:   map[string]uint64{"offload_udp_gso_sockets": 2, "offload_tun_flags": 0x17, "offload_gso_sent": 11, "offload_gso_segments": 300},
 			AcctQueue: 3, Servers: []control.ServerInfo{{Addr: "192.0.2.10:1812", Dead: true, Responses: 7, LatencySeconds: 0.012, Requests: 9, Unanswered: 2}},
 			OnlineSetup: control.Histogram{Bounds: []float64{0.1, 1}, Counts: []uint64{1, 3}, Count: 4, Sum: 2.5}},
 	)
@@ -75,11 +76,19 @@ l2tpd_admission_refused_total{reason="icrq_rate"} 4
 # HELP l2tpd_sessions_in_setup Sessions admitted and not yet established (ICRQ answered, no ICCN yet).
 # TYPE l2tpd_sessions_in_setup gauge
 l2tpd_sessions_in_setup 6
+# HELP l2tpd_datapath_offload_mode Datapath offloads in use: sockets with UDP GSO or GRO, 1 when the TUN has IFF_VNET_HDR, the TUN_F_ flags the kernel accepted.
+# TYPE l2tpd_datapath_offload_mode gauge
+l2tpd_datapath_offload_mode{mode="tun_flags"} 23
+l2tpd_datapath_offload_mode{mode="udp_gso_sockets"} 2
+# HELP l2tpd_datapath_offload_total Datapath offload work: super-datagrams sent and received and the datagrams in them, GSO fallbacks, TUN super-packets cut and checksums completed.
+# TYPE l2tpd_datapath_offload_total counter
+l2tpd_datapath_offload_total{event="gso_segments"} 300
+l2tpd_datapath_offload_total{event="gso_sent"} 11
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
 		"l2tpd_tunnels", "l2tpd_drops_total", "l2tpd_session_packets", "l2tpd_config_info", "l2tpd_config_reloads_total",
 		"l2tpd_accounting_queue", "l2tpd_radius_server_up", "l2tpd_subscriber_online_seconds", "l2tpd_radius_latency_seconds", "l2tpd_radius_timeouts_total",
-		"l2tpd_admission_refused_total", "l2tpd_sessions_in_setup"); err != nil {
+		"l2tpd_admission_refused_total", "l2tpd_sessions_in_setup", "l2tpd_datapath_offload_mode", "l2tpd_datapath_offload_total"); err != nil {
 		t.Fatal(err)
 	}
 	if n := testutil.CollectAndCount(c, "l2tpd_control_rtt_seconds"); n != 1 {
