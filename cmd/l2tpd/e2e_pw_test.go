@@ -20,9 +20,10 @@ import (
 // survives, 8-octet cookies go both ways, and hosts on the two TAPs
 // resolve each other with ARP and ping across it. Over UDP on IPv6 the
 // tunnel is then cleared and the pseudowire comes back by itself; over
-// IP (protocol 115, RFC 3931 §4.1.1.2) it runs on IPv4 and IPv6.
+// IP (protocol 115, RFC 3931 §4.1.1.2) it runs on IPv4 and IPv6, and an
+// l2tpctl capture of the session opens in tshark as L2TPv3 over IP.
 func TestE2EPseudowireEthernet(t *testing.T) {
-	requireE2E(t, "ip")
+	requireE2E(t, "ip", "tshark")
 	for _, tc := range []struct {
 		name       string
 		encap      string
@@ -96,7 +97,17 @@ func TestE2EPseudowireEthernet(t *testing.T) {
 			}
 			addrOn(t, p.a, "pweth0", "192.168.90.1/24")
 			addrOn(t, p.b, "pweth0", "192.168.90.2/24")
+			var capt *sessionCapture
+			if tc.encap == "ip" {
+				// l2tpctl capture of the pseudowire session, by the ID
+				// show sessions gives it.
+				capt = startSessionCapture(t, a.daemon, sa.SessionID, 2*time.Second)
+			}
 			pingThroughTunnel(t, p.a, netip.MustParseAddr("192.168.90.2"), []byte("l2tpv3 ethernet "+tc.name))
+			if capt != nil {
+				capt.wait(t)
+				checkIPSessionCapture(t, capt.file, strings.HasSuffix(tc.name, "ipv6"), sa.SessionID, sa.PeerSessionID, 8)
+			}
 			sa = a.waitPW(t, "traffic counted on A", func(s pwSessionJSON) bool { return s.Pseudowire == "pw1" && s.RxPackets > 0 && s.TxPackets > 0 })
 			if !tc.reconnects {
 				return
@@ -360,9 +371,10 @@ func TestE2EPseudowireNetns(t *testing.T) {
 }
 
 // Static sessions over IP (protocol 115) on IPv6: an Ethernet session
-// carries ping, and a VLAN session rewrites VID 300 to 301.
+// carries ping, and a VLAN session rewrites VID 300 to 301. A capture of
+// the Ethernet session opens in tshark as L2TPv3 over IP.
 func TestE2EStaticPseudowireIP(t *testing.T) {
-	requireE2E(t, "ip")
+	requireE2E(t, "ip", "tshark")
 	p := newPWPair(t)
 	static := func(local, peer string, sid, psid int, vlan int) string {
 		return fmt.Sprintf(`static_tunnels:
@@ -388,7 +400,12 @@ func TestE2EStaticPseudowireIP(t *testing.T) {
 	b.waitPW(t, "static sessions on B", func(s pwSessionJSON) bool { return s.SessionID == 600 })
 	addrOn(t, p.a, "sti0", "192.168.95.1/24")
 	addrOn(t, p.b, "sti0", "192.168.95.2/24")
+	// A static session is captured by its configured ID: its data
+	// packets, there being no control connection.
+	capt := startSessionCapture(t, a.daemon, 500, 2*time.Second)
 	pingThroughTunnel(t, p.a, netip.MustParseAddr("192.168.95.2"), []byte("static over ip6"))
+	capt.wait(t)
+	checkIPSessionCapture(t, capt.file, true, 500, 600, 8)
 	if vid := vlanFrameThrough(t, p.b, p.a, "stitrunk", 301, []byte("static vlan 301 to 300")); vid != 300 {
 		t.Fatalf("a frame tagged 301 on B left A tagged %d, want 300", vid)
 	}
