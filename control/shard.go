@@ -295,11 +295,24 @@ func (sh *shard) expire(now time.Time) {
 // service flushes a tunnel's output and events and reschedules it.
 // Acting on an event (a PPP failure clearing its session) can queue more
 // messages and events, so it repeats until the tunnel is quiet.
+//
+// Events are acted on before the messages that caused them leave: the
+// ICRP must not reach the LAC before its session is in the datapath,
+// or the LAC's first LCP Configure-Request, which may follow its ICCN
+// at once (RFC 2661 §7.4.1: the LAC is established when it sends ICCN),
+// can arrive for a session the datapath does not know and be dropped.
 func (sh *shard) service(e *entry, now time.Time) {
 	for i := 0; i < 8; i++ {
-		sh.out = e.t.Poll(now, sh.out[:0])
+		// An event's action may service another tunnel: this round's
+		// messages keep their own slice until they are written.
+		out := e.t.Poll(now, sh.out[:0])
+		sh.out = nil
+		evs := e.t.Events()
+		for _, ev := range evs {
+			sh.report(e, ev, now)
+		}
 		capt := sh.captures[e.t.ID()]
-		for _, p := range sh.out {
+		for _, p := range out {
 			if capt != nil {
 				capt.add(true, p, e.peer, e.local)
 			}
@@ -307,12 +320,11 @@ func (sh *shard) service(e *entry, now time.Time) {
 				sh.counters["send_errors"]++
 			}
 		}
-		evs := e.t.Events()
+		if sh.out == nil {
+			sh.out = out[:0]
+		}
 		if len(evs) == 0 {
 			break
-		}
-		for _, ev := range evs {
-			sh.report(e, ev, now)
 		}
 	}
 	sh.settleAdmissions(e, false)
