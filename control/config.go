@@ -247,9 +247,15 @@ type SessionInfo struct {
 	UserName      string `json:"user_name,omitempty"`
 	IPv4          string `json:"ipv4,omitempty"`
 	IPv6          string `json:"ipv6,omitempty"`
-	PPPState      string `json:"ppp_state,omitempty"`
-	AuthProtocol  string `json:"auth_protocol,omitempty"`
-	AcctSessionID string `json:"acct_session_id,omitempty"`
+	// From RADIUS: the Delegated-IPv6-Prefix and the Framed-Route and
+	// Framed-IPv6-Route prefixes routed to the session, and the name
+	// servers offered in IPCP instead of ppp.dns.
+	DelegatedIPv6Prefix string   `json:"delegated_ipv6_prefix,omitempty"`
+	Routes              []string `json:"routes,omitempty"`
+	DNS                 []string `json:"dns,omitempty"`
+	PPPState            string   `json:"ppp_state,omitempty"`
+	AuthProtocol        string   `json:"auth_protocol,omitempty"`
+	AcctSessionID       string   `json:"acct_session_id,omitempty"`
 	// Limits from RADIUS (seconds; 0: none).
 	SessionTimeout float64   `json:"session_timeout,omitempty"`
 	IdleTimeout    float64   `json:"idle_timeout,omitempty"`

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
+	"sync"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -53,6 +54,10 @@ type routeState struct {
 	lastErr  string // logged once
 	// ip runs the ip command (tests record instead).
 	ip func(args ...string) error
+	// sess feeds the worker that adds and removes subscribers' own
+	// routes (sessionRoute).
+	sess     chan kernelRouteOp
+	sessOnce sync.Once
 }
 
 type drainingPool struct {
@@ -209,4 +214,53 @@ func u32(a netip.Addr) uint32 {
 
 func addr4(v uint32) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// sessionRoute asks for (add) or withdraws a kernel route toward the TUN
+// for a prefix routed to one subscriber (a Framed-Route, a delegated or
+// fixed IPv6 prefix) and reports whether it did: nothing is needed when
+// a pool's route covers the prefix or l2tpd manages no kernel routes.
+// The ip command runs on one worker, in order, so a shard never waits
+// for it.
+func (s *Server) sessionRoute(add bool, p netip.Prefix) bool {
+	rs := &s.routes
+	if rs.dev == "" {
+		return false
+	}
+	if add {
+		for _, pl := range s.config().Pools {
+			for _, q := range poolPrefixes(pl) {
+				if q.Bits() <= p.Bits() && q.Contains(p.Addr()) {
+					return false
+				}
+			}
+		}
+	}
+	rs.sessOnce.Do(func() {
+		rs.sess = make(chan kernelRouteOp, 4096)
+		go s.runSessionRoutes(rs.sess, rs.ip, rs.dev)
+	})
+	select {
+	case rs.sess <- kernelRouteOp{add: add, p: p}:
+	default:
+		s.log.Warn("kernel route queue full", zap.Stringer("prefix", p), zap.Bool("add", add))
+	}
+	return true
+}
+
+type kernelRouteOp struct {
+	add bool
+	p   netip.Prefix
+}
+
+func (s *Server) runSessionRoutes(ops <-chan kernelRouteOp, ip func(...string) error, dev string) {
+	for op := range ops {
+		verb := "del"
+		if op.add {
+			verb = "replace"
+		}
+		if err := ip(family(op.p), "route", verb, op.p.String(), "dev", dev); err != nil {
+			s.log.Warn("kernel route for a subscriber", zap.Error(err))
+		}
+	}
 }

@@ -397,6 +397,7 @@ func (sh *shard) onAuthResult(ar authResult, now time.Time) {
 				sub.pool = p
 			}
 		}
+		sh.acceptAttributes(sub, &a, &res)
 		sh.admit(sub, res, a.FramedIPAddress, now)
 		sh.flushPPP(sub, now)
 		if e := sh.tunnels[sub.e.t.ID()]; e == sub.e {
@@ -455,7 +456,7 @@ func (sh *shard) accounting(sub *subscriber, status aaa.AcctStatus, cause aaa.Te
 		return
 	}
 	rec := aaa.AcctRecord{Session: sh.aaaSession(sub), Status: status, Time: now, FramedIPAddress: sub.ipv4,
-		FramedIPv6Prefix: sub.ipv6, Class: sub.class, TerminateCause: cause}
+		FramedIPv6Prefix: sub.ipv6, DelegatedIPv6Prefix: sub.delegatedPrefix(), Class: sub.class, TerminateCause: cause}
 	if !sub.started.IsZero() {
 		rec.SessionTime = now.Sub(sub.started)
 	}

@@ -141,6 +141,7 @@ func (sh *shard) sessionInfo(e *entry, s *tunnel.Session, now time.Time) Session
 		if sub.ipv6Up && sub.ipv6.IsValid() {
 			si.IPv6 = sub.ipv6.String()
 		}
+		sub.attrInfo(&si)
 		if c, ok := sh.srv.dp.Counters(sub.key); ok {
 			si.RxPackets, si.RxBytes, si.TxPackets, si.TxBytes = c.RxPackets, c.RxBytes, c.TxPackets, c.TxBytes
 		}

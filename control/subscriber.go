@@ -31,23 +31,29 @@ type dataplane interface {
 // engine, its addresses and its datapath entry. It belongs to the shard
 // of its tunnel.
 type subscriber struct {
-	e         *entry
-	sess      *tunnel.Session
-	key       datapath.SessionKey
-	eng       *ppp.Session
-	out       ppp.Output
-	pool      *pool.Pool
-	user      string
-	ipv4      netip.Addr
-	ipv6      netip.Prefix
-	proxied   bool
-	policy    ppp.Renegotiate
-	localIID  [8]byte
-	ra        []byte
-	raNext    time.Time // next unsolicited RA while IPv6 is up
-	ipcpUp    bool
-	ipv6Up    bool
-	authProto ppp.AuthProto
+	e    *entry
+	sess *tunnel.Session
+	key  datapath.SessionKey
+	eng  *ppp.Session
+	out  ppp.Output
+	pool *pool.Pool
+	user string
+	ipv4 netip.Addr
+	ipv6 netip.Prefix
+	// RADIUS network attributes (attrs.go): what the Access-Accept
+	// asked for, the extra routes installed, and whether ipv6 (a
+	// Framed-IPv6-Prefix outside the pools) has a kernel route.
+	attrs      netAttrs
+	routes     []sessionRoute
+	ipv6Kernel bool
+	proxied    bool
+	policy     ppp.Renegotiate
+	localIID   [8]byte
+	ra         []byte
+	raNext     time.Time // next unsolicited RA while IPv6 is up
+	ipcpUp     bool
+	ipv6Up     bool
+	authProto  ppp.AuthProto
 
 	// RADIUS: accounting and the limits an Access-Accept set.
 	acctID                               string
@@ -339,11 +345,14 @@ func (sh *shard) pppEvent(sub *subscriber, ev ppp.Event, now time.Time) {
 			sub.ipv4, sub.ipcpUp = ev.Network.PeerIPv4, true
 		} else if ev.Network.Protocol == ppp.ProtoIPv6CP {
 			sub.localIID, sub.ipv6Up = ev.Network.LocalIID, true
-			if _, bits := sub.poolIPv6(); bits > 0 && !sub.ipv6.IsValid() && !sub.cand6.IsValid() {
+			if sub.attrs.framed6.IsValid() {
+				sh.framedIPv6(sub)
+			} else if _, bits := sub.poolIPv6(); bits > 0 && !sub.ipv6.IsValid() && !sub.cand6.IsValid() {
 				sh.leaseIPv6(sub, now)
 			}
 		}
 		sh.installRoutes(sub)
+		sh.addRoutes(sub, ev.Network.Protocol == ppp.ProtoIPv6CP)
 		if ev.Network.Protocol == ppp.ProtoIPv6CP {
 			sh.sendRA(sub, now)
 		}
@@ -357,6 +366,7 @@ func (sh *shard) pppEvent(sub *subscriber, ev ppp.Event, now time.Time) {
 		}
 		log.Info("subscriber online", online...)
 	case ppp.EventNetworkDown:
+		sh.removeRoutes(sub, ev.Network.Protocol == ppp.ProtoIPv6CP)
 		if ev.Network.Protocol == ppp.ProtoIPCP {
 			sub.ipcpUp = false
 			sh.releaseIPv4(sub)
@@ -389,6 +399,7 @@ func (sh *shard) installRoutes(sub *subscriber) {
 	if err := sh.srv.dp.Install(sh.datapathSession(sub)); err != nil {
 		sh.counters["datapath_install_errors"]++
 	}
+	sh.reinstallRoutes(sub)
 }
 
 func (sh *shard) releaseIPv4(sub *subscriber) {
@@ -413,6 +424,7 @@ func (sh *shard) stopPPP(key datapath.SessionKey) {
 		return
 	}
 	delete(sh.subs, key)
+	sh.releaseNetAttrs(sub)
 	sh.srv.dp.Remove(sub.key)
 	sh.releaseIPv4(sub)
 	sh.releaseClaims(sub)

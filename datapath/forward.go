@@ -113,8 +113,9 @@ func (e *Engine) toTUN4(ent *entry, pkt []byte) {
 		e.drop(dropMalformed, ent)
 		return
 	}
-	// The subscriber may only send from its own address.
-	if netip.AddrFrom4([4]byte(pkt[12:16])) != ent.s.IPv4 {
+	// The subscriber may only send from its own address, or from a
+	// prefix routed to it (routes.go).
+	if netip.AddrFrom4([4]byte(pkt[12:16])) != ent.s.IPv4 && !e.v4.routesTo(pkt[12:16], ent) {
 		e.drop(dropSpoofed, ent)
 		return
 	}
@@ -133,7 +134,7 @@ func (e *Engine) toTUN6(ent *entry, pkt []byte) bool {
 	if src.IsLinkLocalUnicast() || src.IsUnspecified() {
 		return false
 	}
-	if !ent.s.IPv6.Contains(src) {
+	if !ent.s.IPv6.Contains(src) && !e.v6.routesTo(pkt[8:24], ent) {
 		e.drop(dropSpoofed, ent)
 		return true
 	}

@@ -353,6 +353,14 @@ func (s *Session) authDone(now time.Time, r AuthResult) {
 	if s.cfg.Role == RoleServer && r.PeerIPv4.Is4() {
 		s.peerIPv4 = r.PeerIPv4
 	}
+	// Per-subscriber name servers replace the configured ones before
+	// IPCP starts, so its Naks and Acks already carry them.
+	if s.cfg.Role == RoleServer && r.DNS1.Is4() {
+		s.cfg.DNS1 = r.DNS1
+	}
+	if s.cfg.Role == RoleServer && r.DNS2.Is4() {
+		s.cfg.DNS2 = r.DNS2
+	}
 	s.link.event(Event{Kind: EventAuthenticated, Message: r.Message})
 	s.startNetwork(now)
 }

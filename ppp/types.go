@@ -184,6 +184,10 @@ type AuthResult struct {
 	// PeerIPv4, when valid, is the address IPCP assigns to the peer
 	// (for example RADIUS Framed-IP-Address); it overrides the config.
 	PeerIPv4 netip.Addr
+	// DNS1 and DNS2, when valid, are the name servers IPCP offers this
+	// peer (RFC 1877; for example RADIUS MS-Primary-DNS-Server); they
+	// override the config's.
+	DNS1, DNS2 netip.Addr
 }
 
 // Authenticator decides synchronously, for backends that need no I/O.

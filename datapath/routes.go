@@ -1,0 +1,119 @@
+package datapath
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// Extra routes toward a session: prefixes behind the subscriber (a
+// RADIUS Framed-Route, a delegated IPv6 prefix) share the LPM tables
+// with the sessions' own addresses, so a packet goes to the longest
+// match. The control plane owns them: it adds them once the session is
+// installed, adds them again after each Install of that session (which
+// makes a new entry) and removes them before Remove.
+
+// ErrRouteOverlap is returned when a route meets one held by another
+// session: the same prefix, one inside the other.
+var ErrRouteOverlap = errors.New("datapath: route overlaps another session's")
+
+// AddRoute routes p to the installed session key. It refuses a route
+// that overlaps a route of another session; the session's own routes
+// (its address, its other prefixes) may overlap.
+func (e *Engine) AddRoute(key SessionKey, p netip.Prefix) error {
+	if !p.IsValid() {
+		return fmt.Errorf("datapath: session %v: invalid route", key)
+	}
+	p = p.Masked()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ent := e.sessions.get(key)
+	if ent == nil {
+		return fmt.Errorf("datapath: session %v: not installed", key)
+	}
+	t := e.v6
+	if p.Addr().Is4() {
+		t = e.v4
+	}
+	if other, ok := t.overlap(p, key); ok {
+		return fmt.Errorf("%w: %v meets %v of session %v", ErrRouteOverlap, p, other.p, other.key)
+	}
+	t.insert(p, ent)
+	return nil
+}
+
+// RemoveRoute deletes p if it still routes to key.
+func (e *Engine) RemoveRoute(key SessionKey, p netip.Prefix) {
+	if !p.IsValid() {
+		return
+	}
+	p = p.Masked()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	t := e.v6
+	if p.Addr().Is4() {
+		t = e.v4
+	}
+	t.remove(p, key)
+}
+
+// Lookup is the session the longest route containing a leads to, as the
+// forwarding path sees it.
+func (e *Engine) Lookup(a netip.Addr) (SessionKey, bool) {
+	var ent *entry
+	if a = a.Unmap(); a.Is4() {
+		b := a.As4()
+		ent = e.v4.lookup(b[:])
+	} else {
+		b := a.As16()
+		ent = e.v6.lookup(b[:])
+	}
+	if ent == nil {
+		return SessionKey{}, false
+	}
+	return ent.s.Key, true
+}
+
+type routeHolder struct {
+	p   netip.Prefix
+	key SessionKey
+}
+
+// overlap finds a route of a session other than key that contains p or
+// lies inside it. It walks the whole table: it runs on the control path,
+// once per extra route.
+func (t *routeTable) overlap(p netip.Prefix, key SessionKey) (routeHolder, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		for k, e := range sh.m {
+			if e.s.Key == key {
+				continue
+			}
+			q := k.prefix(t.v6)
+			if q.Overlaps(p) {
+				sh.mu.RUnlock()
+				return routeHolder{p: q, key: e.s.Key}, true
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return routeHolder{}, false
+}
+
+func (k routeKey) prefix(v6 bool) netip.Prefix {
+	if v6 {
+		return netip.PrefixFrom(netip.AddrFrom16(k.addr), int(k.bits))
+	}
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte(k.addr[:4])), int(k.bits))
+}
+
+// routesTo reports whether the longest route for src leads to ent's
+// session: a packet from a prefix routed behind the subscriber is not
+// spoofed.
+func (t *routeTable) routesTo(src []byte, ent *entry) bool {
+	r := t.lookup(src)
+	return r != nil && r.s.Key == ent.s.Key
+}
