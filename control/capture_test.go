@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -94,5 +95,48 @@ func TestCaptureMarksIP(t *testing.T) {
 		if c.pkts[i].IP != want {
 			t.Errorf("packet %d: IP %v, want %v", i, c.pkts[i].IP, want)
 		}
+	}
+}
+
+// A static session (RFC 3931 §3.1: no control connection) is captured by
+// its configured ID; one capture of it at a time; an ID no session has is
+// not found.
+func TestCaptureStaticSession(t *testing.T) {
+	s, _ := startServer(t, nil)
+	s.pw.mu.Lock()
+	s.pw.statics = map[staticKey]staticSession{{tunnel: "st", id: 1000}: {at: time.Now()}}
+	s.pw.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Capture(context.Background(), 1000, 0, 800*time.Millisecond)
+		done <- err
+	}()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		s.pw.mu.Lock()
+		running := s.pw.captures[1000] != nil
+		s.pw.mu.Unlock()
+		if running {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the capture of static session 1000 did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := s.Capture(context.Background(), 1000, 1, time.Second); err != ErrCaptureBusy {
+		t.Fatalf("second capture of a static session: %v", err)
+	}
+	if _, err := s.Capture(context.Background(), 1001, 1, time.Second); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("capture of an unknown session: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("capture: %v", err)
+	}
+	s.pw.mu.Lock()
+	left := len(s.pw.captures)
+	s.pw.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d static captures left registered after the capture ended", left)
 	}
 }

@@ -22,8 +22,9 @@ const opsMetricsPort = 9701
 // the metrics endpoint shows it and its counters move, `l2tpctl capture`
 // writes a pcap of its PPP and data that tshark decodes, a reload that
 // changes users, limits and the tunnel secret keeps it online, and a
-// broken reload is refused with its reasons while the old configuration
-// keeps serving.
+// broken reload (or one that needs a restart) is refused with its
+// reasons while the old configuration keeps serving. The datapath's
+// offloads show in the metrics.
 func TestE2EOperations(t *testing.T) {
 	requireE2E(t, "ip", "xl2tpd", "tshark", "unshare", "mount", pppSlirpBin)
 	ns := newNetnsPair(t)
@@ -61,6 +62,22 @@ func TestE2EOperations(t *testing.T) {
 	}
 	if v := m1[`l2tpd_control_events_total{event="sessions_established"}`]; v < 1 {
 		t.Errorf("sessions_established = %v", v)
+	}
+	// The datapath's offloads are on by default and exported apart from
+	// the drops: the TUN with its virtio header, the listener with GSO.
+	if v := m1[`l2tpd_datapath_offload_mode{mode="tun_vnet_hdr"}`]; v != 1 {
+		t.Errorf("offload mode tun_vnet_hdr = %v; want 1", v)
+	}
+	if v := m1[`l2tpd_datapath_offload_mode{mode="udp_gso_sockets"}`]; v < 1 {
+		t.Errorf("offload mode udp_gso_sockets = %v; want at least the listener", v)
+	}
+	if _, ok := m1[`l2tpd_datapath_offload_total{event="gso_sent"}`]; !ok {
+		t.Error("no l2tpd_datapath_offload_total{event=\"gso_sent\"}")
+	}
+	for k := range m1 {
+		if strings.HasPrefix(k, "l2tpd_drops_total") && strings.Contains(k, "offload") {
+			t.Errorf("offload entry among the drops: %s", k)
+		}
 	}
 
 	// Capture while traffic flows; tshark must decode the session's LCP
@@ -124,6 +141,13 @@ func TestE2EOperations(t *testing.T) {
 	if out, err := d.ctl("reload"); err == nil || !strings.Contains(err.Error(), "bogus_key") {
 		t.Fatalf("broken reload: %s %v", out, err)
 	}
+	// An offload switch needs a restart: the reload says which.
+	if err := os.WriteFile(cfgPath, []byte(strings.Replace(mustRead(t, cfgPath), "bogus_key: 1\n", "datapath:\n  gro: false\n", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := d.ctl("reload"); err == nil || !strings.Contains(err.Error(), "datapath.gro") || !strings.Contains(err.Error(), "restart") {
+		t.Fatalf("reload turning GRO off: %s %v; want it rejected as needing a restart", out, err)
+	}
 	after, err := d.pppSessions()
 	if err != nil || len(after) != 1 || after[0].SessionID != s.SessionID || after[0].PPPState != "network" || after[0].IPv4 != s.IPv4 {
 		t.Fatalf("after reloads: %+v %v; want session %d unchanged", after, err, s.SessionID)
@@ -131,7 +155,7 @@ func TestE2EOperations(t *testing.T) {
 	pingThroughTunnel(t, ns.lns, sub, []byte("l2tpd-e2e after reload"))
 
 	m2 := scrape(t, ns.lns, metricsAddr)
-	if m2[`l2tpd_config_reloads_total{result="ok"}`] != 1 || m2[`l2tpd_config_reloads_total{result="rejected"}`] != 1 {
+	if m2[`l2tpd_config_reloads_total{result="ok"}`] != 1 || m2[`l2tpd_config_reloads_total{result="rejected"}`] != 2 {
 		t.Errorf("reload counters %v / %v", m2[`l2tpd_config_reloads_total{result="ok"}`], m2[`l2tpd_config_reloads_total{result="rejected"}`])
 	}
 	if m2[`l2tpd_session_packets{direction="rx"}`] <= m1[`l2tpd_session_packets{direction="rx"}`] ||
