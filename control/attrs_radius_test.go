@@ -24,7 +24,12 @@ const attrUsers = `erin Cleartext-Password := "routes"
 	Framed-Route = "198.18.0.0/24 192.0.2.99 1",
 	Framed-IPv6-Route = "2001:db8:fe00::/48 :: 1"
 frank Cleartext-Password := "overlap"
-	Framed-Route = "203.0.113.128/25"
+	Framed-Route = "203.0.113.128/25",
+	Framed-IPv6-Prefix = 2001:db8:100:42::/64
+gina Cleartext-Password := "outside"
+	Framed-IPv6-Prefix = 2001:db8:abc:1::/64,
+	Framed-Route = "100.64.0.16/28",
+	Framed-Route = "192.0.2.128/25"
 `
 
 // A real FreeRADIUS answers with name servers, an IPv6 prefix, a
@@ -46,6 +51,31 @@ func TestRADIUSNetworkAttributes(t *testing.T) {
 			Timeout: time.Second,
 		}
 	})
+	// Kernel routes toward a TUN, recorded instead of run.
+	cmds := make(chan string, 64)
+	s.reloadMu.Lock()
+	s.routes.sessMu.Lock()
+	s.routes.dev, s.routes.installed = "tun9", map[netip.Prefix]bool{}
+	s.routes.ip = func(args ...string) error {
+		select {
+		case cmds <- strings.Join(args, " "):
+		default:
+		}
+		return nil
+	}
+	s.routes.sessMu.Unlock()
+	s.reloadMu.Unlock()
+	kernel := map[string]bool{}
+	drain := func() {
+		for {
+			select {
+			case c := <-cmds:
+				kernel[c] = true
+			default:
+				return
+			}
+		}
+	}
 	defer func() {
 		if t.Failed() {
 			st, _ := s.Stats(context.Background())
@@ -126,21 +156,62 @@ func TestRADIUSNetworkAttributes(t *testing.T) {
 		t.Fatalf("counters %v", st.Counters)
 	}
 
-	// A second subscriber's route over erin's is refused; it comes up
-	// all the same, and erin keeps the prefix.
-	l2 := newSubscriberLAC(t, addr, 2, "frank", "overlap", []ppp.AuthProto{ppp.AuthPAP}, false)
+	// The pool's route covers the Framed-IPv6-Prefix; routes outside
+	// every pool get a kernel route toward the TUN.
+	waitFor(t, "kernel routes for erin", func() bool {
+		drain()
+		return kernel["-4 route replace 203.0.113.0/24 dev tun9"] && kernel["-6 route replace 2001:db8:ff00::/56 dev tun9"] &&
+			kernel["-6 route replace 2001:db8:fe00::/48 dev tun9"]
+	})
+	if kernel["-6 route replace 2001:db8:100:42::/64 dev tun9"] {
+		t.Fatal("kernel route for a prefix the pool's route covers")
+	}
+
+	// A second subscriber's route over erin's is refused, and so is
+	// its Framed-IPv6-Prefix, leased to erin; it comes up all the same,
+	// and erin keeps both.
+	l2 := newSubscriberLAC(t, addr, 2, "frank", "overlap", []ppp.AuthProto{ppp.AuthPAP}, true)
 	l2.dial(t, nil)
 	l2.client.Start(time.Now(), &l2.out)
 	l2.flush()
-	if !l2.pump(func() bool { return l2.client.IPCPState() == ppp.StateOpened }, 5*time.Second) {
+	if !l2.pump(func() bool {
+		return l2.client.IPCPState() == ppp.StateOpened && l2.client.IPv6CPState() == ppp.StateOpened
+	}, 5*time.Second) {
 		t.Fatal("frank not online")
 	}
-	waitFor(t, "the overlapping route refused", func() bool {
+	waitFor(t, "the overlapping route and prefix refused", func() bool {
 		st, _ := s.Stats(context.Background())
-		return st.Counters["radius_routes_refused"] == 2
+		return st.Counters["radius_routes_refused"] == 2 && st.Counters["radius_ipv6_prefix_refused"] == 1
 	})
-	if got, ok := s.eng.Lookup(netip.MustParseAddr("203.0.113.200")); !ok || got != key {
-		t.Fatalf("203.0.113.200 routed to %v %v, want erin's session", got, ok)
+	for _, a := range []string{"203.0.113.200", "2001:db8:100:42::1"} {
+		if got, ok := s.eng.Lookup(netip.MustParseAddr(a)); !ok || got != key {
+			t.Fatalf("%s routed to %v %v, want erin's session", a, got, ok)
+		}
+	}
+
+	// A Framed-IPv6-Prefix outside every pool is used as given, with a
+	// kernel route; a Framed-Route covering erin's address is refused.
+	l3 := newSubscriberLAC(t, addr, 2, "gina", "outside", []ppp.AuthProto{ppp.AuthPAP}, true)
+	l3.dial(t, nil)
+	l3.client.Start(time.Now(), &l3.out)
+	l3.flush()
+	if !l3.pump(func() bool {
+		return l3.client.IPCPState() == ppp.StateOpened && l3.client.IPv6CPState() == ppp.StateOpened && len(l3.ras) > 0
+	}, 5*time.Second) {
+		t.Fatal("gina not online")
+	}
+	outside := netip.MustParsePrefix("2001:db8:abc:1::/64")
+	checkRA(t, l3.ras[0], outside)
+	waitFor(t, "gina's prefix and route", func() bool {
+		drain()
+		st, _ := s.Stats(context.Background())
+		k, ok := s.eng.Lookup(netip.MustParseAddr("2001:db8:abc:1::5"))
+		k2, ok2 := s.eng.Lookup(netip.MustParseAddr("192.0.2.200"))
+		return ok && ok2 && k == k2 && k != key && st.Counters["radius_routes_refused"] == 3 &&
+			kernel["-6 route replace 2001:db8:abc:1::/64 dev tun9"] && kernel["-4 route replace 192.0.2.128/25 dev tun9"]
+	})
+	if got, ok := s.eng.Lookup(netip.MustParseAddr("100.64.0.16")); !ok || got != key {
+		t.Fatalf("erin's address routed to %v %v", got, ok)
 	}
 
 	// Teardown removes every route and gives the prefix back.
@@ -153,6 +224,15 @@ func TestRADIUSNetworkAttributes(t *testing.T) {
 				return false
 			}
 		}
-		return !leased(framed6)
+		drain()
+		return !leased(framed6) && kernel["-4 route del 203.0.113.0/24 dev tun9"] && kernel["-6 route del 2001:db8:ff00::/56 dev tun9"] &&
+			kernel["-6 route del 2001:db8:fe00::/48 dev tun9"]
+	})
+	if n, err := s.Disconnect(aaa.Match{UserName: "gina"}); err != nil || n != 1 {
+		t.Fatalf("disconnect: %d %v", n, err)
+	}
+	waitFor(t, "gina's kernel routes gone", func() bool {
+		drain()
+		return kernel["-6 route del 2001:db8:abc:1::/64 dev tun9"] && kernel["-4 route del 192.0.2.128/25 dev tun9"]
 	})
 }

@@ -55,9 +55,11 @@ type routeState struct {
 	// ip runs the ip command (tests record instead).
 	ip func(args ...string) error
 	// sess feeds the worker that adds and removes subscribers' own
-	// routes (sessionRoute).
+	// routes (sessionRoute); sessMu orders the shards' reads of dev and
+	// ip after the writes of whoever set them.
 	sess     chan kernelRouteOp
 	sessOnce sync.Once
+	sessMu   sync.Mutex
 }
 
 type drainingPool struct {
@@ -76,7 +78,9 @@ func (s *Server) setupKernelRoutes(dev string, cfg *Config) error {
 			errs = append(errs, err.Error())
 		}
 	}
-	s.routes = routeState{dev: dev, installed: map[netip.Prefix]bool{}, ip: runIP}
+	s.routes.sessMu.Lock()
+	s.routes.dev, s.routes.installed, s.routes.ip = dev, map[netip.Prefix]bool{}, runIP
+	s.routes.sessMu.Unlock()
 	if err := s.syncRoutes(); err != nil {
 		errs = append(errs, err.Error())
 	}
@@ -224,7 +228,10 @@ func addr4(v uint32) netip.Addr {
 // for it.
 func (s *Server) sessionRoute(add bool, p netip.Prefix) bool {
 	rs := &s.routes
-	if rs.dev == "" {
+	rs.sessMu.Lock()
+	dev, ip := rs.dev, rs.ip
+	rs.sessMu.Unlock()
+	if dev == "" {
 		return false
 	}
 	if add {
@@ -238,7 +245,7 @@ func (s *Server) sessionRoute(add bool, p netip.Prefix) bool {
 	}
 	rs.sessOnce.Do(func() {
 		rs.sess = make(chan kernelRouteOp, 4096)
-		go s.runSessionRoutes(rs.sess, rs.ip, rs.dev)
+		go s.runSessionRoutes(rs.sess, ip, dev)
 	})
 	select {
 	case rs.sess <- kernelRouteOp{add: add, p: p}:
