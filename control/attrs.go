@@ -21,6 +21,7 @@ import (
 type router interface {
 	AddRoute(datapath.SessionKey, netip.Prefix) error
 	RemoveRoute(datapath.SessionKey, netip.Prefix)
+	RouteConflict(datapath.SessionKey, netip.Prefix) error
 }
 
 // netAttrs is what an Access-Accept asked for, kept until the network
@@ -58,21 +59,31 @@ func (sh *shard) subFields(sub *subscriber, f ...zap.Field) []zap.Field {
 
 // framedIPv6 gives the subscriber RADIUS's Framed-IPv6-Prefix (RFC 3162
 // §2.3): reserved in its pool when it is one of the pool's prefixes,
-// used as it is when outside every pool, refused when it lies inside
-// the pool without being one of its prefixes (it would cover others').
+// used as it is when outside the pool unless it meets another
+// session's routes, refused when it lies inside the pool without being
+// one of its prefixes (it would cover others').
 func (sh *shard) framedIPv6(sub *subscriber) {
 	p := sub.attrs.framed6
 	if sub.ipv6.IsValid() || !p.IsValid() {
 		return
 	}
+	refuse := func(err error) {
+		sh.counters["radius_ipv6_prefix_refused"]++
+		sh.srv.log.Warn("Framed-IPv6-Prefix refused", sh.subFields(sub, zap.Stringer("prefix", p), zap.Error(err))...)
+	}
 	if sub.pool != nil && sub.pool.ContainsIPv6(p) {
 		if err := sub.pool.ReserveIPv6(p, sub.owner()); err != nil {
-			sh.counters["radius_ipv6_prefix_refused"]++
-			sh.srv.log.Warn("Framed-IPv6-Prefix refused", sh.subFields(sub, zap.Stringer("prefix", p), zap.Error(err))...)
+			refuse(err)
 			return
 		}
 		sub.ipv6 = p
 		return
+	}
+	if rt, ok := sh.srv.dp.(router); ok {
+		if err := rt.RouteConflict(sub.key, p); err != nil {
+			refuse(err)
+			return
+		}
 	}
 	sub.ipv6 = p
 	sub.ipv6Kernel = sh.srv.sessionRoute(true, p)

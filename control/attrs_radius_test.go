@@ -29,7 +29,10 @@ frank Cleartext-Password := "overlap"
 gina Cleartext-Password := "outside"
 	Framed-IPv6-Prefix = 2001:db8:abc:1::/64,
 	Framed-Route = "100.64.0.16/28",
-	Framed-Route = "192.0.2.128/25"
+	Framed-Route = "192.0.2.128/25",
+	Framed-Route = "not a route"
+hank Cleartext-Password := "taken"
+	Framed-IPv6-Prefix = 2001:db8:abc:1::/64
 `
 
 // A real FreeRADIUS answers with name servers, an IPv6 prefix, a
@@ -207,11 +210,28 @@ func TestRADIUSNetworkAttributes(t *testing.T) {
 		st, _ := s.Stats(context.Background())
 		k, ok := s.eng.Lookup(netip.MustParseAddr("2001:db8:abc:1::5"))
 		k2, ok2 := s.eng.Lookup(netip.MustParseAddr("192.0.2.200"))
-		return ok && ok2 && k == k2 && k != key && st.Counters["radius_routes_refused"] == 3 &&
+		return ok && ok2 && k == k2 && k != key && st.Counters["radius_routes_refused"] == 4 &&
 			kernel["-6 route replace 2001:db8:abc:1::/64 dev tun9"] && kernel["-4 route replace 192.0.2.128/25 dev tun9"]
 	})
 	if got, ok := s.eng.Lookup(netip.MustParseAddr("100.64.0.16")); !ok || got != key {
 		t.Fatalf("erin's address routed to %v %v", got, ok)
+	}
+	ginaKey, _ := s.eng.Lookup(netip.MustParseAddr("2001:db8:abc:1::5"))
+	// The same prefix outside the pools for another subscriber is
+	// refused: gina keeps it.
+	l4 := newSubscriberLAC(t, addr, 2, "hank", "taken", []ppp.AuthProto{ppp.AuthPAP}, true)
+	l4.dial(t, nil)
+	l4.client.Start(time.Now(), &l4.out)
+	l4.flush()
+	if !l4.pump(func() bool { return l4.client.IPv6CPState() == ppp.StateOpened }, 5*time.Second) {
+		t.Fatal("hank not online")
+	}
+	waitFor(t, "hank's prefix refused", func() bool {
+		st, _ := s.Stats(context.Background())
+		return st.Counters["radius_ipv6_prefix_refused"] == 2
+	})
+	if got, ok := s.eng.Lookup(netip.MustParseAddr("2001:db8:abc:1::5")); !ok || got != ginaKey {
+		t.Fatalf("gina's prefix routed to %v %v, want %v", got, ok, ginaKey)
 	}
 
 	// Teardown removes every route and gives the prefix back.

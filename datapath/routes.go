@@ -117,3 +117,20 @@ func (t *routeTable) routesTo(src []byte, ent *entry) bool {
 	r := t.lookup(src)
 	return r != nil && r.s.Key == ent.s.Key
 }
+
+// RouteConflict reports, as AddRoute would, whether p meets a route of
+// a session other than key; nil when p is free for key.
+func (e *Engine) RouteConflict(key SessionKey, p netip.Prefix) error {
+	if !p.IsValid() {
+		return fmt.Errorf("datapath: session %v: invalid route", key)
+	}
+	p = p.Masked()
+	t := e.v6
+	if p.Addr().Is4() {
+		t = e.v4
+	}
+	if other, ok := t.overlap(p, key); ok {
+		return fmt.Errorf("%w: %v meets %v of session %v", ErrRouteOverlap, p, other.p, other.key)
+	}
+	return nil
+}

@@ -39,6 +39,12 @@ func TestExtraRoutes(t *testing.T) {
 			t.Errorf("%s for another session: err %v, want ErrRouteOverlap", p, err)
 		}
 	}
+	if err := r.e.RouteConflict(keyB, deleg); !errors.Is(err, ErrRouteOverlap) {
+		t.Errorf("RouteConflict for another session: %v", err)
+	}
+	if err := r.e.RouteConflict(key2, deleg); err != nil {
+		t.Errorf("RouteConflict for its own session: %v", err)
+	}
 	if err := r.e.AddRoute(SessionKey{Version: 2, Tunnel: 9, Session: 9}, netip.MustParsePrefix("203.0.113.0/24")); err == nil {
 		t.Error("a route to a session not installed was accepted")
 	}
