@@ -20,6 +20,7 @@ L2TPNS_SCALE=${L2TPNS_SCALE:-65000}     # l2tpns holds at most 65,535 sessions (
 SCALE_TUNNELS=${SCALE_TUNNELS:-100}
 STORM_SESSIONS=${STORM_SESSIONS:-50000}
 LOSSY_TUNNELS=${LOSSY_TUNNELS:-1000}
+L2TPNS_LOSSY_TUNNELS=${L2TPNS_LOSSY_TUNNELS:-499} # l2tpns' tunnel table holds 499 (MAXTUNNEL 500)
 HOLD=${HOLD:-60s}                       # idle time held at scale (LCP echo every 30 s)
 SETTLE=${SETTLE:-15}                    # seconds at scale before sampling
 SAMPLE=${SAMPLE:-30}                    # seconds of CPU sampled (HOLD must cover SETTLE+SAMPLE)
@@ -321,9 +322,9 @@ for lns in $LNSS; do
 			lossy)
 				# l2tpns can only open one tunnel at a time from one LAC port
 				# (a second SCCRQ is taken for a duplicate); l2tpd opens many.
-				open=1
-				[ "$lns" = l2tpd ] && open=64
-				bench "lossy-$lns-$mode" -sessions "$LOSSY_TUNNELS" -tunnels "$LOSSY_TUNNELS" -auth chap -loss 10 -reorder 10 \
+				open=1 nt=$L2TPNS_LOSSY_TUNNELS
+				[ "$lns" = l2tpd ] && open=64 nt=$LOSSY_TUNNELS
+				bench "lossy-$lns-$mode" -sessions "$nt" -tunnels "$nt" -auth chap -loss 10 -reorder 10 \
 					-redial 3 -timeout 900s -open $open ;;
 			esac
 			stop_lns
