@@ -157,6 +157,15 @@ func TestPWTsharkDecodes(t *testing.T) {
 				peerAP   netip.AddrPort
 			)
 			err := InNetns(ns, func() (err error) {
+				// The TAP carries only the frames sent here: with IPv6
+				// on, the kernel's own Router Solicitations and MLD
+				// reports on the new link would also enter the
+				// pseudowire and take sequence numbers.
+				for _, p := range []string{"all", "default"} {
+					if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+p+"/disable_ipv6", []byte("1"), 0); err != nil {
+						return err
+					}
+				}
 				if e, err = New(Config{Batch: 8}, &chanUp{control: make(chan []byte, 16), frames: make(chan []byte, 16), to: make(chan netip.Addr, 16)}); err != nil {
 					return err
 				}
