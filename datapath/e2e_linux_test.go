@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,6 +44,26 @@ func ipCmd(t *testing.T, args ...string) {
 	t.Helper()
 	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 		t.Fatalf("ip %v: %v: %s", args, err, out)
+	}
+}
+
+// waitLocal6 waits until the kernel of namespace ns delivers to its own
+// IPv6 address a. Even with nodad, the address's local route is put in
+// place by the kernel's address work queue after `ip addr add` returns;
+// a packet arriving before that is dropped (Ip6InAddrErrors), which on
+// a loaded machine happens often enough to matter.
+func waitLocal6(t *testing.T, ns string, a netip.Addr) {
+	t.Helper()
+	end := time.Now().Add(5 * time.Second)
+	for {
+		out, err := exec.Command("ip", "-n", ns, "-6", "route", "show", "table", "local", a.String()).CombinedOutput()
+		if err == nil && strings.Contains(string(out), a.String()) {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatalf("%v never became a local address in %s: %v: %s", a, ns, err, out)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -225,6 +246,7 @@ func TestEngineInNetns(t *testing.T) {
 	tun6, sub6 := netip.MustParseAddr("fd00:99::1"), netip.MustParseAddr("fd00:100:1::10")
 	ipCmd(t, "-n", ns, "addr", "add", tun6.String()+"/128", "dev", "l2tpt0", "nodad")
 	ipCmd(t, "-n", ns, "-6", "route", "add", "fd00:100:1::/64", "dev", "l2tpt0")
+	waitLocal6(t, ns, tun6)
 	if err := e.Install(Session{
 		Key: key2, PeerTunnel: 7, PeerSession: 8, Peer: lacAddr, Local: loopback,
 		Socket: sock, IPv4: subAddr, IPv6: netip.MustParsePrefix("fd00:100:1::/64"),

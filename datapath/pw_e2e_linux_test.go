@@ -56,6 +56,9 @@ func newPWPair(t *testing.T, tag string, v6, ip bool) *pwPair {
 	for _, end := range []*pwEnd{p.a, p.b} {
 		ipCmd(t, "-n", end.ns, "addr", "add", end.addr.String()+plen, "dev", "pwv", "nodad")
 		ipCmd(t, "-n", end.ns, "link", "set", "pwv", "up")
+		if v6 {
+			waitLocal6(t, end.ns, end.addr)
+		}
 		end := end
 		err := InNetns(end.ns, func() (err error) {
 			end.up = &chanUp{control: make(chan []byte, 64), frames: make(chan []byte, 64), to: make(chan netip.Addr, 64)}
