@@ -80,11 +80,67 @@ type routeHolder struct {
 }
 
 // overlap finds a route of a session other than key that contains p or
-// lies inside it. It walks the whole table: it runs on the control path,
-// once per extra route.
+// lies inside it. It runs on the control path, once per extra route:
+// the routes containing p are one probe per prefix length in use; those
+// inside it are probed one by one when a length has at most
+// maxOverlapProbes of them under p, else the whole table is walked.
 func (t *routeTable) overlap(p netip.Prefix, key SessionKey) (routeHolder, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	pk := prefixKey(p)
+	width := 32
+	if t.v6 {
+		width = 128
+	}
+	for l := 0; l <= width; l++ {
+		if t.refs[l] == 0 {
+			continue
+		}
+		if l <= int(pk.bits) {
+			if h, ok := t.holder(maskKey(pk.addr[:], l), key); ok {
+				return h, true
+			}
+			continue
+		}
+		span := l - int(pk.bits)
+		if span > maxOverlapSpan {
+			return t.scan(p, key)
+		}
+		for i := uint64(0); i < 1<<span; i++ {
+			k := pk
+			k.bits = uint8(l)
+			for j := 0; j < span; j++ {
+				if i>>j&1 != 0 {
+					pos := l - 1 - j
+					k.addr[pos/8] |= 0x80 >> (pos % 8)
+				}
+			}
+			if h, ok := t.holder(k, key); ok {
+				return h, true
+			}
+		}
+	}
+	return routeHolder{}, false
+}
+
+// maxOverlapSpan bounds the probes per prefix length (2^span) before
+// overlap walks the whole table instead.
+const maxOverlapSpan = 12
+
+// holder is the session of the route k when it is not key's (t.mu held).
+func (t *routeTable) holder(k routeKey, key SessionKey) (routeHolder, bool) {
+	sh := &t.shards[k.shard()]
+	sh.mu.RLock()
+	e := sh.m[k]
+	sh.mu.RUnlock()
+	if e == nil || e.s.Key == key {
+		return routeHolder{}, false
+	}
+	return routeHolder{p: k.prefix(t.v6), key: e.s.Key}, true
+}
+
+// scan walks every route (t.mu held).
+func (t *routeTable) scan(p netip.Prefix, key SessionKey) (routeHolder, bool) {
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.RLock()
@@ -92,8 +148,7 @@ func (t *routeTable) overlap(p netip.Prefix, key SessionKey) (routeHolder, bool)
 			if e.s.Key == key {
 				continue
 			}
-			q := k.prefix(t.v6)
-			if q.Overlaps(p) {
+			if q := k.prefix(t.v6); q.Overlaps(p) {
 				sh.mu.RUnlock()
 				return routeHolder{p: q, key: e.s.Key}, true
 			}

@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 )
@@ -101,5 +102,51 @@ func TestExtraRouteSourceCheckAllocs(t *testing.T) {
 	n := testing.AllocsPerRun(100, func() { r.e.receive(r.sock, msg, lac, lnsAddr) })
 	if n != 0 || r.stat("spoofed") != 0 {
 		t.Fatalf("%v allocations, spoofed %d", n, r.stat("spoofed"))
+	}
+}
+
+// The probing overlap check agrees with a walk of the whole table, for
+// both families, with spans above and below the probing bound.
+func TestRouteOverlapMatchesScan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, v6 := range []bool{false, true} {
+		rt := newRouteTable(v6)
+		const width = 32
+		// Prefixes of minBits..width bits in a narrow address space, so
+		// they meet often but not always.
+		rnd := func(minBits int) netip.Prefix {
+			var b [16]byte
+			b[0], b[1], b[2], b[3] = 0x20, byte(rng.IntN(2)), byte(rng.IntN(256)), byte(rng.IntN(256))
+			bits := minBits + rng.IntN(width-minBits+1)
+			if v6 {
+				// The same layout 32 bits further in.
+				copy(b[4:8], b[:4])
+				b[0], b[1], b[2], b[3] = 0x20, 0x01, 0x0d, 0xb8
+				return netip.PrefixFrom(netip.AddrFrom16(b), bits+32).Masked()
+			}
+			return netip.PrefixFrom(netip.AddrFrom4([4]byte(b[:4])), bits).Masked()
+		}
+		for i := 0; i < 40; i++ {
+			rt.insert(rnd(width-14), sessionEntry(uint32(1+rng.IntN(5))))
+		}
+		hits := 0
+		for i := 0; i < 2000; i++ {
+			p := rnd(width - 14)
+			key := SessionKey{Version: 2, Tunnel: 1, Session: uint32(1 + rng.IntN(5))}
+			_, got := rt.overlap(p, key)
+			rt.mu.Lock()
+			_, want := rt.scan(p, key)
+			rt.mu.Unlock()
+			if got {
+				hits++
+			}
+			if got != want {
+				t.Fatalf("v6 %v: overlap(%v, %v) = %v, walk says %v", v6, p, key, got, want)
+			}
+		}
+		// Both answers occur, or the comparison proves little.
+		if hits < 200 || hits > 1800 {
+			t.Fatalf("v6 %v: %d of 2000 overlap", v6, hits)
+		}
 	}
 }
