@@ -257,6 +257,7 @@ func (s *Session) StartProxy(now time.Time, d ProxyDecision, out *Output) {
 		a.proto = d.AuthProto
 		a.state = authPending
 		a.id = d.Auth.ID
+		s.proxyAuth = true
 		clear(a.challenge[:])
 		copy(a.challenge[:], d.Auth.Challenge)
 		s.link.event(Event{Kind: EventAuthRequest, Auth: d.Auth})

@@ -116,6 +116,45 @@ func TestStartProxyAccepted(t *testing.T) {
 	}
 }
 
+// A proxied client is in its network phase as soon as the LAC connects
+// the call (RFC 2661 §4.4.5), so its IPCP Configure-Request can arrive
+// while we still check the proxied credentials. It is answered once
+// they are accepted, not discarded (which would cost the client its
+// restart interval, RFC 1661 §4.6), and dropped if they are refused.
+func TestStartProxyHoldsNCPUntilAuthenticated(t *testing.T) {
+	ipcpReq := []byte{0xff, 0x03, 0x80, 0x21, 1, 5, 0, 10, 3, 6, 0, 0, 0, 0}
+	for _, accept := range []bool{true, false} {
+		cfg := serverConfig(AuthCHAPMD5)
+		s, _ := NewSession(cfg)
+		d := EvaluateProxy(&cfg, chapProxy(), RenegotiateOnMismatch)
+		var out Output
+		s.StartProxy(t0, d, &out)
+		e, ok := findEvent(out.Events, EventAuthRequest, 0)
+		if !ok {
+			t.Fatalf("events %v", kinds(out.Events))
+		}
+		out.Reset()
+		s.Input(t0, ipcpReq, &out)
+		if out.NumFrames() != 0 || s.IPCPState() != StateInitial {
+			t.Fatalf("answered IPCP before the authentication: %d frames, IPCP %v", out.NumFrames(), s.IPCPState())
+		}
+		r := LocalUsers{"alice": "s3cret"}.Authenticate(e.Auth)
+		if !accept {
+			r = AuthResult{Message: "refused"}
+		}
+		s.AuthResult(t0.Add(time.Second), r, &out)
+		answered := false
+		for _, f := range decodeOutput(t, &out) {
+			if f.proto == ProtoIPCP && f.p.ID == 5 && f.p.Code >= 2 && f.p.Code <= 4 {
+				answered = true
+			}
+		}
+		if answered != accept {
+			t.Fatalf("accept %v: client's IPCP Configure-Request answered %v; phase %v", accept, answered, s.Phase())
+		}
+	}
+}
+
 // A proxy decision that renegotiates starts LCP from scratch; one
 // without usable credentials challenges the peer itself.
 func TestStartProxyRenegotiateAndOwnChallenge(t *testing.T) {

@@ -30,8 +30,12 @@ type Session struct {
 	reason      DownReason
 	failMessage string
 	early       [][]byte
-	peerIPv4    netip.Addr
-	scratch     []byte
+	// held are NCP frames of a proxied subscriber received while its
+	// proxied credentials are being checked.
+	held      [][]byte
+	proxyAuth bool
+	peerIPv4  netip.Addr
+	scratch   []byte
 }
 
 // NewSession checks cfg and returns an engine in phase Dead; call Start
@@ -149,6 +153,17 @@ func (s *Session) Input(now time.Time, frame []byte, out *Output) {
 	if s.lcp.f.state != StateOpened {
 		return
 	}
+	// A proxied subscriber is in its network phase already (its LAC
+	// authenticated it, RFC 2661 §4.4.5): its IPCP and IPv6CP
+	// Configure-Requests can arrive while the proxied credentials are
+	// checked. They wait for the answer rather than being discarded
+	// (RFC 1661 §3.5) and costing the subscriber a restart interval.
+	if s.proxyAuth && s.phase == PhaseAuthenticate && (proto == ProtoIPCP || proto == ProtoIPv6CP) {
+		if len(s.held) < maxEarlyFrames {
+			s.held = append(s.held, append([]byte(nil), frame...))
+		}
+		return
+	}
 	switch proto {
 	case ProtoPAP, ProtoCHAP:
 		if p, err := ParsePacket(info); err == nil {
@@ -245,6 +260,17 @@ func (s *Session) AuthResult(now time.Time, r AuthResult, out *Output) {
 	defer func() { s.link.out = nil }()
 	s.auth.result(now, r)
 	s.settle(now)
+	if s.phase == PhaseAuthenticate {
+		return
+	}
+	s.proxyAuth = false
+	held := s.held
+	s.held = nil
+	if s.phase == PhaseNetwork {
+		for _, f := range held {
+			s.Input(now, f, out)
+		}
+	}
 }
 
 // Close terminates the link (LCP Terminate-Request); EventLinkDown
@@ -337,6 +363,7 @@ func (s *Session) lcpUp(now time.Time) {
 // lcpDown is LCP's This-Layer-Down: the NCPs go down with it.
 func (s *Session) lcpDown(now time.Time) {
 	s.lcp.echoOn = false
+	s.proxyAuth, s.held = false, nil
 	s.auth.reset()
 	s.ipcp.f.Down(now)
 	s.ipv6cp.f.Down(now)
