@@ -281,7 +281,15 @@ func (sh *shard) expire(now time.Time) {
 				continue // stale
 			}
 			sub.scheduled = time.Time{}
-			sh.tickPPP(sub, now)
+			at := now
+			if sub.ipcpUp || sub.ipv6Up {
+				// The deadline was rounded to the grid (idleTick): the
+				// engine takes the time it was due, so an echo
+				// scheduled from it lands on the grid again however
+				// late the wake-up.
+				at = it.at
+			}
+			sh.tickPPP(sub, at)
 			sh.service(e, now)
 			continue
 		}

@@ -312,10 +312,36 @@ func (sh *shard) schedule(sub *subscriber) {
 	if sub.ipv6Up && !sub.raNext.IsZero() && (!ok || sub.raNext.Before(d)) {
 		d, ok = sub.raNext, true
 	}
+	if ok && (sub.ipcpUp || sub.ipv6Up) {
+		// Online, what is left is keepalive and housekeeping: share the
+		// shard's wake-ups (see idleTick).
+		d = idleDeadline(d)
+	}
 	if ok && (sub.scheduled.IsZero() || d.Before(sub.scheduled)) {
 		sub.scheduled = d
 		heap.Push(&sh.timers, timerItem{at: d, id: sub.e.t.ID(), sid: sub.sess.ID})
 	}
+}
+
+// idleTick is the grid an online subscriber's deadlines are rounded up
+// to. An idle subscriber's next deadline is its LCP Echo-Request (every
+// echo_interval); rounded to a common grid, all the shard's subscribers
+// due in the same quarter second are served by one timer wake-up
+// instead of one each. A deadline moves by less than idleTick and an
+// echo sent on the grid schedules the next one on the grid, so the echo
+// period stays echo_interval (to within idleTick for the first one).
+// Negotiation timers (the PPP restart timer) are not rounded.
+const idleTick = 250 * time.Millisecond
+
+// idleDeadline rounds d up to the idleTick grid of the wall clock,
+// keeping d's monotonic reading (Add moves both alike).
+func idleDeadline(d time.Time) time.Time {
+	if r := time.Duration(d.UnixNano() % int64(idleTick)); r > 0 {
+		return d.Add(idleTick - r)
+	} else if r < 0 {
+		return d.Add(-r)
+	}
+	return d
 }
 
 // pppEvent acts on one PPP engine event.
