@@ -135,7 +135,9 @@ type fsm struct {
 }
 
 func newFSM(proto Protocol, l layer, out *link, t Timers) *fsm {
-	return &fsm{proto: proto, l: l, out: out, t: t.withDefaults(), req: make([]byte, 0, 64), reply: make([]byte, 0, 64)}
+	// req and reply grow on first use: an NCP that is never negotiated
+	// (IPv6CP on an IPv4-only link) costs no buffers.
+	return &fsm{proto: proto, l: l, out: out, t: t.withDefaults()}
 }
 
 // Deadline returns the restart timer's expiry.
