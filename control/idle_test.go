@@ -3,6 +3,7 @@ package control
 import (
 	mrand "math/rand/v2"
 	"net/netip"
+	"reflect"
 	"testing"
 	"time"
 
@@ -220,6 +221,19 @@ func TestIdleEchoesShareWakeups(t *testing.T) {
 		}
 		if sh.subs[key] == nil || sh.subs[key].eng.Down() {
 			t.Fatalf("session %d went down with every echo answered", i+1)
+		}
+
+	}
+	// Between wake-ups an online subscriber holds no output buffers of
+	// its own: the shard lends it its spare for the wake-up.
+	*now = sh.timers[0].at
+	sh.expire(*now)
+	if len(dp.replies) == 0 {
+		t.Fatal("no Echo-Request sent")
+	}
+	for key, sub := range sh.subs {
+		if !reflect.DeepEqual(sub.out, ppp.Output{}) {
+			t.Fatalf("session %d keeps output buffers: %+v", key.Session, sub.out)
 		}
 	}
 	if wakeups*4 > total {

@@ -189,6 +189,7 @@ type shard struct {
 	claimed  chan claimResult // the store's answers (claim.go)
 	timers   timerHeap
 	out      [][]byte
+	spare    ppp.Output // lent to online subscribers (lendOutput)
 	counters map[string]uint64
 	admPeers map[netip.Addr]*peerAdmission
 	// now is the time of what the shard is handling, for hooks the

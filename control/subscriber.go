@@ -256,6 +256,7 @@ func (sh *shard) frame(key datapath.SessionKey, frame []byte, now time.Time) {
 		return
 	}
 	sub.ctlRx++
+	sh.lendOutput(sub)
 	sub.eng.Input(now, frame, &sub.out)
 	sh.flushPPP(sub, now)
 }
@@ -294,10 +295,32 @@ func (sh *shard) flushPPP(sub *subscriber, now time.Time) {
 			break
 		}
 	}
+	sh.returnOutput(sub)
 	if sh.subs[sub.key] != sub {
 		return
 	}
 	sh.schedule(sub)
+}
+
+// lendOutput gives an online subscriber the shard's spare Output for
+// one call into its engine, and returnOutput takes it back once the
+// call's frames and events are handled. An online subscriber only
+// exchanges keepalives, so 100,000 of them share one set of output
+// buffers instead of each keeping what its negotiation grew. Nested
+// use (acting on one subscriber's event touches another) only costs
+// the inner one fresh buffers.
+func (sh *shard) lendOutput(sub *subscriber) {
+	o := &sub.out
+	if (sub.ipcpUp || sub.ipv6Up) && o.NumFrames() == 0 && len(o.Events) == 0 && len(o.Data) == 0 {
+		sub.out, sh.spare = sh.spare, ppp.Output{}
+	}
+}
+
+func (sh *shard) returnOutput(sub *subscriber) {
+	if sub.ipcpUp || sub.ipv6Up {
+		sub.out.Reset()
+		sh.spare, sub.out = sub.out, ppp.Output{}
+	}
 }
 
 // schedule puts the subscriber's next deadline in the shard's heap: its
@@ -475,6 +498,7 @@ func (sh *shard) tickPPP(sub *subscriber, now time.Time) {
 	if sh.subs[sub.key] != sub {
 		return // disconnected
 	}
+	sh.lendOutput(sub)
 	sub.eng.Tick(now, &sub.out)
 	sh.flushPPP(sub, now)
 }
