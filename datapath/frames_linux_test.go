@@ -1,0 +1,117 @@
+package datapath
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// RFC 2661 §5.8, §3.1: batched PPP control frames go out as SendFrame
+// sends them, in the order added, each with its session's next Ns.
+func TestFrameBatch(t *testing.T) {
+	r := newRig(t, true, 8)
+	r.installV2(t, func(s *Session) { s.Sequencing = true })
+	b := r.e.NewFrameBatch()
+	lcp := []byte{0xc0, 0x21, 9, 1, 0, 8, 1, 2, 3, 4}
+	for i := 0; i < 3; i++ {
+		f := lcp
+		if i == 1 {
+			f = append([]byte{0xff, 0x03}, lcp...)
+		}
+		if err := b.Add(key2, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Add(SessionKey{Version: 2, Tunnel: 1, Session: 1}, lcp); err == nil {
+		t.Fatal("queued for an unknown session")
+	}
+	if err := b.Add(key2, lcp[:1]); err == nil {
+		t.Fatal("queued a frame without a protocol field")
+	}
+	if len(r.io.sent) != 0 || b.Len() != 3 {
+		t.Fatalf("%d sent, %d queued before Flush", len(r.io.sent), b.Len())
+	}
+	if failed := b.Flush(); failed != 0 {
+		t.Fatalf("%d failed", failed)
+	}
+	if len(r.io.sent) != 3 || b.Len() != 0 {
+		t.Fatalf("%d sent, %d queued", len(r.io.sent), b.Len())
+	}
+	for i, m := range r.io.sent {
+		exp := AppendV2(nil, Header{Tunnel: 7, Session: 8, Sequenced: true, Ns: uint32(i)}, append([]byte{0xff, 0x03}, lcp...))
+		if !bytes.Equal(m.b, exp) || m.to != lac || m.from != lnsAddr {
+			t.Errorf("frame %d: % x to %v from %v, want % x", i, m.b, m.to, m.from, exp)
+		}
+	}
+	if c, _ := r.e.Counters(key2); c.TxPackets != 3 || c.TxBytes != 3*8 {
+		t.Fatalf("counters %+v", c)
+	}
+	r.io.failOne = net.ErrClosed
+	b.Add(key2, lcp)
+	if failed := b.Flush(); failed != 1 || r.stat("send_error") != 1 {
+		t.Fatalf("%d failed, stats %v", failed, r.e.Stats())
+	}
+}
+
+// Through a real socket (sendmmsg on loopback): frames for sessions of
+// two peers, more than one batch's worth, all arrive intact, each from
+// the session's local address.
+func TestFrameBatchSendmmsg(t *testing.T) {
+	e := newEngine(Config{MTU: 1500, Batch: 8}, &fakeUp{})
+	loopback := netip.MustParseAddr("127.0.0.1")
+	lns, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lnsAddr := lns.LocalAddr().(*net.UDPAddr).AddrPort()
+	sock, err := e.AddSocket(lns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sock.io.(*udpIO).close() })
+	var peers [2]*net.UDPConn
+	for i := range peers {
+		if peers[i], err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}); err != nil {
+			t.Fatal(err)
+		}
+		defer peers[i].Close()
+		peers[i].SetReadBuffer(1 << 20)
+	}
+	const n = 21
+	for i := 0; i < n; i++ {
+		if err := e.Install(Session{Key: SessionKey{Version: 2, Tunnel: 1, Session: uint32(i + 1)}, PeerTunnel: 7, PeerSession: uint32(100 + i),
+			Peer: peers[i%2].LocalAddr().(*net.UDPAddr).AddrPort(), Local: loopback, Socket: sock}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := e.NewFrameBatch()
+	for i := 0; i < n; i++ {
+		if err := b.Add(SessionKey{Version: 2, Tunnel: 1, Session: uint32(i + 1)}, []byte{0xc0, 0x21, 9, byte(i), 0, 8, 0, 0, 0, byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if failed := b.Flush(); failed != 0 {
+		t.Fatalf("%d failed", failed)
+	}
+	buf := make([]byte, 2048)
+	for p := range peers {
+		peers[p].SetReadDeadline(time.Now().Add(5 * time.Second))
+		for i := p; i < n; i += 2 {
+			m, from, err := peers[p].ReadFromUDPAddrPort(buf)
+			if err != nil {
+				t.Fatalf("peer %d, frame %d: %v", p, i, err)
+			}
+			exp := AppendV2(nil, Header{Tunnel: 7, Session: uint32(100 + i)}, []byte{0xff, 0x03, 0xc0, 0x21, 9, byte(i), 0, 8, 0, 0, 0, byte(i)})
+			if !bytes.Equal(buf[:m], exp) || from != lnsAddr {
+				t.Fatalf("peer %d, frame %d: % x from %v, want % x", p, i, buf[:m], from, exp)
+			}
+		}
+	}
+	for i := 0; i < n; i++ {
+		if c, _ := e.Counters(SessionKey{Version: 2, Tunnel: 1, Session: uint32(i + 1)}); c.TxPackets != 1 || c.TxBytes != 8 {
+			t.Fatalf("session %d counters %+v", i+1, c)
+		}
+	}
+}
