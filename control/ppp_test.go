@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -26,6 +27,8 @@ type subscriberLAC struct {
 	ras [][]byte
 	// dropData makes the LAC deaf to PPP from the LNS (echo failure).
 	dropData bool
+	// echoes counts the LCP Echo-Requests received.
+	echoes int
 }
 
 func newSubscriberLAC(t *testing.T, srv netip.AddrPort, version uint8, user, pass string, auth []ppp.AuthProto, ipv6 bool) *subscriberLAC {
@@ -99,6 +102,9 @@ func (l *subscriberLAC) pump(cond func() bool, within time.Duration) bool {
 			off = 8
 		} else if binary.BigEndian.Uint16(pkt)&0x4000 != 0 {
 			off = 8
+		}
+		if f := bytes.TrimPrefix(pkt[off:], []byte{0xff, 0x03}); len(f) > 2 && f[0] == 0xc0 && f[1] == 0x21 && f[2] == ppp.CodeEchoRequest {
+			l.echoes++
 		}
 		l.client.Input(time.Now(), pkt[off:], &l.out)
 		l.flush()
@@ -284,6 +290,36 @@ func TestPPPEchoFailureCDN(t *testing.T) {
 	}
 	if down.Result.Code != wire.CDNLostCarrier || down.Cause == nil || down.Cause.Code != 8 {
 		t.Fatalf("CDN %+v cause %+v", down.Result, down.Cause)
+	}
+}
+
+// RFC 1661 §5.8 keepalive through the datapath: the Echo-Requests a
+// shard's timer wake-ups send in batches reach the LAC every
+// echo_interval and, answered, keep the session up.
+func TestPPPEchoesAnswered(t *testing.T) {
+	s, addr := pppServer(t, func(c *Config) {
+		c.PPP.EchoInterval = 250 * time.Millisecond
+		c.PPP.EchoFailures = 2
+		c.PPP.IPv6 = false
+	})
+	l := newSubscriberLAC(t, addr, 2, "alice", "wonderland", []ppp.AuthProto{ppp.AuthPAP}, false)
+	l.dial(t, nil)
+	l.client.Start(time.Now(), &l.out)
+	l.flush()
+	if !l.pump(func() bool { return l.client.IPCPState() == ppp.StateOpened }, 5*time.Second) {
+		t.Fatal("not online")
+	}
+	l.echoes = 0
+	if down := l.sessionDown(1600 * time.Millisecond); down != nil {
+		t.Fatalf("session went down with its echoes answered: %+v", down.Result)
+	}
+	// Echoes at 0.25 s intervals over 1.6 s: 6, one more or less by
+	// where the first falls.
+	if l.echoes < 5 || l.echoes > 7 {
+		t.Fatalf("%d Echo-Requests in 1.6 s at a 250 ms interval", l.echoes)
+	}
+	if si := sessionOf(t, s); si.PPPState != "network" {
+		t.Fatalf("session %+v", si)
 	}
 }
 

@@ -190,6 +190,10 @@ type shard struct {
 	timers   timerHeap
 	out      [][]byte
 	spare    ppp.Output // lent to online subscribers (lendOutput)
+	// batch holds the PPP frames of one timer wake-up while batching,
+	// sent together (one sendmmsg per socket) at its end.
+	batch    *datapath.FrameBatch
+	batching bool
 	counters map[string]uint64
 	admPeers map[netip.Addr]*peerAdmission
 	// now is the time of what the shard is handling, for hooks the
@@ -262,8 +266,50 @@ func (sh *shard) armTimer(t *time.Timer) {
 	t.Reset(d)
 }
 
-// expire services every tunnel whose deadline has passed.
+// frameBatcher is a dataplane that sends PPP frames in batches.
+type frameBatcher interface {
+	NewFrameBatch() *datapath.FrameBatch
+}
+
+// maxFrameBatch bounds the frames held in the shard's batch.
+const maxFrameBatch = 256
+
+// sendFrame sends a PPP frame down, or queues it while the shard
+// batches a timer wake-up's frames.
+func (sh *shard) sendFrame(key datapath.SessionKey, f []byte) error {
+	if !sh.batching {
+		return sh.srv.dp.SendFrame(key, f)
+	}
+	err := sh.batch.Add(key, f)
+	if sh.batch.Len() >= maxFrameBatch {
+		sh.flushFrames()
+	}
+	return err
+}
+
+// flushFrames sends the frames queued in the shard's batch.
+func (sh *shard) flushFrames() {
+	if sh.batch != nil && sh.batch.Len() > 0 {
+		if failed := sh.batch.Flush(); failed > 0 {
+			sh.counters["ppp_send_errors"] += uint64(failed)
+		}
+	}
+}
+
+// expire services every tunnel whose deadline has passed. The PPP
+// frames due (the online subscribers' LCP Echo-Requests) go out
+// together at the end.
 func (sh *shard) expire(now time.Time) {
+	if sh.batch == nil {
+		if b, ok := sh.srv.dp.(frameBatcher); ok {
+			sh.batch = b.NewFrameBatch()
+		}
+	}
+	sh.batching = sh.batch != nil
+	defer func() {
+		sh.batching = false
+		sh.flushFrames()
+	}()
 	for len(sh.timers) > 0 && !sh.timers[0].at.After(now) {
 		it := heap.Pop(&sh.timers).(timerItem)
 		if it.pw {
@@ -320,6 +366,11 @@ func (sh *shard) service(e *entry, now time.Time) {
 		evs := e.t.Events()
 		for _, ev := range evs {
 			sh.report(e, ev, now)
+		}
+		if len(out) > 0 {
+			// A session's PPP frames go before its L2TP messages (an
+			// LCP Terminate-Request before the CDN), as unbatched.
+			sh.flushFrames()
 		}
 		capt := sh.captures[e.t.ID()]
 		for _, p := range out {

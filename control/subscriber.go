@@ -264,11 +264,10 @@ func (sh *shard) frame(key datapath.SessionKey, frame []byte, now time.Time) {
 // flushPPP sends what the engine produced, acts on its events and
 // reschedules it.
 func (sh *shard) flushPPP(sub *subscriber, now time.Time) {
-	srv := sh.srv
 	for {
 		for i := 0; i < sub.out.NumFrames(); i++ {
 			sub.ctlTx++
-			if err := srv.dp.SendFrame(sub.key, sub.out.Frame(i)); err != nil {
+			if err := sh.sendFrame(sub.key, sub.out.Frame(i)); err != nil {
 				sh.counters["ppp_send_errors"]++
 			}
 		}
@@ -564,7 +563,7 @@ func (sh *shard) sendRA(sub *subscriber, now time.Time) {
 	}
 	sub.ra = appendRA(sub.ra[:0], sub.localIID, sub.ipv6, mtu)
 	sub.ctlTx++
-	if err := sh.srv.dp.SendFrame(sub.key, sub.ra); err != nil {
+	if err := sh.sendFrame(sub.key, sub.ra); err != nil {
 		sh.counters["ppp_send_errors"]++
 		return
 	}
