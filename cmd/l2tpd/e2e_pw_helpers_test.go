@@ -354,3 +354,43 @@ func packetSocket(t *testing.T, ns, ifc string, recv bool) pktSock {
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// hostBehindTAP bridges the TAP tap of namespace ns with a veth whose
+// other end is eth0 of a new namespace, a host of its own with address
+// addr (a prefix, "192.168.91.1/24"), the way an operator bridges a
+// pseudowire to a LAN segment. It returns the host's namespace.
+func hostBehindTAP(t *testing.T, ns, tap, addr string) string {
+	t.Helper()
+	host := fmt.Sprintf("l2tpd-pwh-%d-%d", os.Getpid(), nextSeq())
+	mustRun(t, "ip", "netns", "add", host)
+	t.Cleanup(func() {
+		killNetnsProcs(host)
+		if out, err := exec.Command("ip", "netns", "del", host).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del %s: %v: %s", host, err, out)
+		}
+	})
+	mustRun(t, "ip", "-n", ns, "link", "add", "br-pw", "type", "bridge")
+	mustRun(t, "ip", "-n", ns, "link", "set", tap, "master", "br-pw")
+	mustRun(t, "ip", "link", "add", "name", "veth-host", "netns", ns, "type", "veth", "peer", "name", "eth0", "netns", host)
+	mustRun(t, "ip", "-n", ns, "link", "set", "veth-host", "master", "br-pw")
+	for _, ifc := range []string{"veth-host", "br-pw"} {
+		mustRun(t, "ip", "-n", ns, "link", "set", ifc, "up")
+	}
+	mustRun(t, "ip", "-n", host, "addr", "add", addr, "dev", "eth0")
+	mustRun(t, "ip", "-n", host, "link", "set", "eth0", "up")
+	mustRun(t, "ip", "-n", host, "link", "set", "lo", "up")
+	return host
+}
+
+// neighbourOf reports the link-layer address host's eth0 learnt for ip
+// by ARP, or "" when it has none.
+func neighbourOf(t *testing.T, host, ip string) string {
+	t.Helper()
+	f := strings.Fields(mustRun(t, "ip", "-n", host, "neigh", "show", ip, "dev", "eth0"))
+	for i, w := range f {
+		if w == "lladdr" && i+1 < len(f) {
+			return f[i+1]
+		}
+	}
+	return ""
+}

@@ -109,27 +109,43 @@ func TestE2EPseudowireEthernet(t *testing.T) {
 				checkIPSessionCapture(t, capt.file, strings.HasSuffix(tc.name, "ipv6"), sa.SessionID, sa.PeerSessionID, 8)
 			}
 			sa = a.waitPW(t, "traffic counted on A", func(s pwSessionJSON) bool { return s.Pseudowire == "pw1" && s.RxPackets > 0 && s.TxPackets > 0 })
-			if !tc.reconnects {
-				return
+			if tc.reconnects {
+				checkCircuitAndRedial(t, p, a, b, sa, sb, up)
 			}
-			// RFC 4719 §2.3.2: A's TAP going down reaches B as an SLI
-			// with the circuit inactive, and coming back as active.
-			mustRun(t, "ip", "-n", p.a, "link", "set", "pweth0", "down")
-			b.waitPW(t, "B told A's circuit is down", func(s pwSessionJSON) bool { return s.Pseudowire == "pw1" && !s.PeerCircuit })
-			a.waitPW(t, "A reporting its circuit down", func(s pwSessionJSON) bool { return s.Pseudowire == "pw1" && !s.Circuit })
-			mustRun(t, "ip", "-n", p.a, "link", "set", "pweth0", "up")
-			b.waitPW(t, "B told A's circuit is up", func(s pwSessionJSON) bool { return s.Pseudowire == "pw1" && s.PeerCircuit })
-			pingThroughTunnel(t, p.a, netip.MustParseAddr("192.168.90.2"), []byte("circuit back"))
-			// RFC 3931 §3.1: the control connection goes; the pseudowire
-			// is placed again on a new one.
-			if _, err := a.ctl("clear", "tunnel", strconv.FormatUint(uint64(sa.TunnelID), 10)); err != nil {
-				t.Fatal(err)
+			// RFC 4719 §1: hosts on the LAN segments the pseudowire
+			// joins (a bridge with the TAP and a veth on each side)
+			// resolve each other by ARP and exchange IP.
+			hostA := hostBehindTAP(t, p.a, "pweth0", "192.168.91.1/24")
+			hostB := hostBehindTAP(t, p.b, "pweth0", "192.168.91.2/24")
+			pingThroughTunnel(t, hostA, netip.MustParseAddr("192.168.91.2"), []byte("host to host "+tc.name))
+			macB := strings.Fields(mustRun(t, "ip", "-n", hostB, "-br", "link", "show", "eth0"))[2]
+			if got := neighbourOf(t, hostA, "192.168.91.2"); got != macB {
+				t.Fatalf("host A resolved 192.168.91.2 to %q, host B's eth0 is %q", got, macB)
 			}
-			a.waitPW(t, "pseudowire pw1 back on A", func(s pwSessionJSON) bool { return up(s) && s.SessionID != sa.SessionID })
-			b.waitPW(t, "pseudowire pw1 back on B", func(s pwSessionJSON) bool { return up(s) && s.SessionID != sb.SessionID })
-			pingThroughTunnel(t, p.b, netip.MustParseAddr("192.168.90.1"), []byte("l2tpv3 ethernet again"))
 		})
 	}
+}
+
+// checkCircuitAndRedial takes A's TAP down and up (Circuit Status by SLI)
+// and clears the control connection (the pseudowire placed again).
+func checkCircuitAndRedial(t *testing.T, p pwPair, a, b *pwDaemon, sa, sb pwSessionJSON, up func(pwSessionJSON) bool) {
+	t.Helper()
+	// RFC 4719 §2.3.2: A's TAP going down reaches B as an SLI
+	// with the circuit inactive, and coming back as active.
+	mustRun(t, "ip", "-n", p.a, "link", "set", "pweth0", "down")
+	b.waitPW(t, "B told A's circuit is down", func(s pwSessionJSON) bool { return s.Pseudowire == "pw1" && !s.PeerCircuit })
+	a.waitPW(t, "A reporting its circuit down", func(s pwSessionJSON) bool { return s.Pseudowire == "pw1" && !s.Circuit })
+	mustRun(t, "ip", "-n", p.a, "link", "set", "pweth0", "up")
+	b.waitPW(t, "B told A's circuit is up", func(s pwSessionJSON) bool { return s.Pseudowire == "pw1" && s.PeerCircuit })
+	pingThroughTunnel(t, p.a, netip.MustParseAddr("192.168.90.2"), []byte("circuit back"))
+	// RFC 3931 §3.1: the control connection goes; the pseudowire
+	// is placed again on a new one.
+	if _, err := a.ctl("clear", "tunnel", strconv.FormatUint(uint64(sa.TunnelID), 10)); err != nil {
+		t.Fatal(err)
+	}
+	a.waitPW(t, "pseudowire pw1 back on A", func(s pwSessionJSON) bool { return up(s) && s.SessionID != sa.SessionID })
+	b.waitPW(t, "pseudowire pw1 back on B", func(s pwSessionJSON) bool { return up(s) && s.SessionID != sb.SessionID })
+	pingThroughTunnel(t, p.b, netip.MustParseAddr("192.168.90.1"), []byte("l2tpv3 ethernet again"))
 }
 
 func countPW(ss []pwSessionJSON, name string) int {
