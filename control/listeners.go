@@ -206,5 +206,6 @@ func (s *Server) maintain(ctx context.Context) {
 		cancel()
 		s.syncRoutes()
 		s.reloadMu.Unlock()
+		s.logDrops(time.Now())
 	}
 }

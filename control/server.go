@@ -60,6 +60,7 @@ type Server struct {
 	buckets globalBuckets
 	refused refusalCounters
 	drops   dropCounters
+	dropLog dropLog     // the maintenance goroutine's drop summaries
 	storeUp atomic.Bool // the shared store answers (state.go)
 	claims  *claims     // workers asking a shared store (claim.go)
 	foreign foreignMarks
