@@ -25,11 +25,7 @@ type dropLog struct {
 func (s *Server) dropCounts() map[string]uint64 {
 	m := s.drops.snapshot()
 	if s.eng != nil {
-		for k, v := range s.eng.Stats() {
-			if len(k) < 8 || k[:8] != "offload_" {
-				m["datapath_"+k] = v
-			}
-		}
+		s.datapathStats(m, nil)
 	}
 	for k, v := range s.refused.snapshot() {
 		m["refused_"+k] = v

@@ -465,14 +465,7 @@ func (s *Server) Stats(ctx context.Context) (Stats, error) {
 	st := Stats{Drops: s.drops.snapshot(), Counters: map[string]uint64{}, Refused: s.refused.snapshot(), SessionsInSetup: int(s.inSetup.Load())}
 	if s.eng != nil {
 		st.Offload = map[string]uint64{}
-		for k, v := range s.eng.Stats() {
-			// The offload_ entries count work and modes, not drops.
-			if strings.HasPrefix(k, "offload_") {
-				st.Offload[k] = v
-				continue
-			}
-			st.Drops["datapath_"+k] = v
-		}
+		s.datapathStats(st.Drops, st.Offload)
 	}
 	if c := s.aaa.client.Load(); c != nil {
 		r := c.Stats()
@@ -520,4 +513,19 @@ func (s *Server) Stats(ctx context.Context) (Stats, error) {
 		}
 	})
 	return st, err
+}
+
+// datapathStats splits the datapath's Stats into drops, named
+// "datapath_"+reason, and the offload_ entries, which count work and
+// modes, not drops (offload nil: left out).
+func (s *Server) datapathStats(drops, offload map[string]uint64) {
+	for k, v := range s.eng.Stats() {
+		if strings.HasPrefix(k, "offload_") {
+			if offload != nil {
+				offload[k] = v
+			}
+			continue
+		}
+		drops["datapath_"+k] = v
+	}
 }
