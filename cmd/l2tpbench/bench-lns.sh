@@ -27,6 +27,7 @@ SAMPLE=${SAMPLE:-30}                    # seconds of CPU sampled (HOLD must cove
 CONCURRENCY=${CONCURRENCY:-2000}
 RUNS=${RUNS:-"rate scale storm lossy"}
 LNSS=${LNSS:-"l2tpd l2tpns"}
+PPROF=${PPROF:-}                        # set: l2tpd serves /debug/pprof; scale runs save a heap and a 10 s CPU profile after sampling
 
 WORK=$(mktemp -d /tmp/bench-lns.XXXXXX)
 BIN=$WORK/bin
@@ -169,6 +170,9 @@ limits:
   sccrq_rate: 0
   sccrq_rate_per_peer: 0
 YAML
+	if [ -n "$PPROF" ]; then
+		printf 'metrics:\n  listen: "127.0.0.1:9701"\n  pprof: true\n' >>"$c"
+	fi
 	if [ "$auth" = local ]; then
 		printf 'auth:\n  local_users:\n    - name: bench\n      password: "secret"\n' >>"$c"
 	else
@@ -236,6 +240,11 @@ stop_lns() {
 	sleep 1
 }
 
+# fetch_profile PATH FILE: one of l2tpd's /debug/pprof/ profiles (PPROF=1).
+fetch_profile() {
+	ip netns exec $NS_LNS python3 -c 'import sys, urllib.request; open(sys.argv[2], "wb").write(urllib.request.urlopen("http://127.0.0.1:9701/debug/pprof/" + sys.argv[1], timeout=60).read())' "$1" "$2"
+}
+
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
@@ -282,6 +291,11 @@ scale() {
 	sleep "$SAMPLE"
 	c1=$(cpu_ticks "$LNS_PID"); t1=$(date +%s.%N)
 	rss=$(rss_kb "$LNS_PID")
+	if [ -n "$PPROF" ] && [ "$(cat /proc/$LNS_PID/comm)" = l2tpd ]; then
+		fetch_profile heap "$OUT/$name.heap.pb.gz"
+		fetch_profile "profile?seconds=10" "$OUT/$name.cpu.pb.gz"
+		log "  profiles: $OUT/$name.heap.pb.gz $OUT/$name.cpu.pb.gz (go tool pprof -top FILE)"
+	fi
 	wait $bp || true
 	python3 - "$OUT/$name.json" "$base_rss" "$rss" "$c0" "$c1" "$t0" "$t1" "$(getconf CLK_TCK)" <<'PY' | tee -a "$OUT/summary.txt" >&2
 import json, sys

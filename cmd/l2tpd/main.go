@@ -161,7 +161,7 @@ func serve(ctx context.Context, cfg *config.File, load func() (*config.File, err
 	metrics.setHash(srv.ConfigHash())
 	if cfg.Metrics.Listen != "" {
 		go func() {
-			if err := serveMetrics(ctx, cfg.Metrics.Listen, metrics, log.Named("metrics")); err != nil {
+			if err := serveMetrics(ctx, cfg.Metrics.Listen, cfg.Metrics.Pprof, metrics, log.Named("metrics")); err != nil {
 				log.Error("metrics endpoint failed", zap.Error(err))
 			}
 		}()

@@ -1,8 +1,15 @@
 package main
 
 import (
+	"context"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -96,5 +103,45 @@ l2tpd_datapath_offload_total{event="gso_sent"} 11
 	}
 	if n := testutil.CollectAndCount(c, "l2tpd_sessions"); n != 1 {
 		t.Fatalf("%d session series", n)
+	}
+}
+
+// The runtime profiles are served only when metrics.pprof asks for them.
+func TestMetricsPprof(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- serveMetrics(ctx, addr, on, newCollector(admintest.New(nil, nil, control.Stats{})), zap.NewNop())
+		}()
+		var resp *http.Response
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			resp, err = http.Get("http://" + addr + "/debug/pprof/heap?debug=1")
+			if err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if on && (resp.StatusCode != 200 || !strings.Contains(string(body), "heap profile")) {
+			t.Errorf("pprof on: %s %.200s", resp.Status, body)
+		}
+		if !on && resp.StatusCode != 404 {
+			t.Errorf("pprof off: %s", resp.Status)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -48,6 +48,10 @@ type File struct {
 // off.
 type Metrics struct {
 	Listen string
+	// Pprof also serves Go's runtime profiles under /debug/pprof/ on the
+	// same listener (heap, goroutine, 30 s CPU profiles): for diagnosis
+	// only, since anyone who reaches the port can read them.
+	Pprof bool
 }
 
 // Log selects the daemon's log level and encoding.

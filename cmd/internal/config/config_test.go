@@ -707,6 +707,14 @@ func TestMetricsListen(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "metrics.listen (line 2)") {
 		t.Fatalf("error %v", err)
 	}
+	f, err = Parse([]byte("metrics: {listen: \"127.0.0.1:9701\", pprof: true}\n"))
+	if err != nil || !f.Metrics.Pprof {
+		t.Fatalf("%+v %v", f.Metrics, err)
+	}
+	_, err = Parse([]byte("metrics:\n  pprof: true\n"))
+	if err == nil || !strings.Contains(err.Error(), "pprof needs listen") {
+		t.Fatalf("error %v", err)
+	}
 }
 
 func TestRADIUSSection(t *testing.T) {

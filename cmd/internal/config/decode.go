@@ -194,7 +194,11 @@ func (d *decoder) metrics(path string, n *yaml.Node, m *Metrics) {
 				d.fail(p, v, "invalid address %q: want IP:port such as \"127.0.0.1:9701\"", m.Listen)
 			}
 		}},
+		{"pprof", func(p string, v *yaml.Node) { d.boolean(p, v, &m.Pprof) }},
 	})
+	if m.Pprof && m.Listen == "" {
+		d.fail(path, n, "pprof needs listen")
+	}
 }
 
 func (d *decoder) admin(path string, n *yaml.Node, a *Admin) {
