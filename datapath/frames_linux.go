@@ -1,7 +1,10 @@
 package datapath
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -9,7 +12,9 @@ import (
 // FrameBatch queues PPP control frames of many sessions and sends them
 // with one sendmmsg per socket and batch, where SendFrame makes one
 // sendmsg each: a control shard's timer wake-up that sends the LCP
-// Echo-Requests of hundreds of sessions makes a few system calls. A
+// Echo-Requests of hundreds of sessions makes a few system calls, and
+// with UDP GSO the echoes of one tunnel's sessions travel the kernel's
+// stack as one datagram. A
 // FrameBatch belongs to one goroutine; its memory is reused from one
 // Flush to the next.
 type FrameBatch struct {
@@ -59,11 +64,15 @@ func (b *FrameBatch) Add(key SessionKey, frame []byte) error {
 // number of frames that could not be sent; each is counted as a send
 // drop on its session, as SendFrame counts it.
 func (b *FrameBatch) Flush() (failed int) {
+	// Frames to one peer through one socket side by side, each session's
+	// in the order added: the echoes of a tunnel's sessions, all of one
+	// size, then leave as one UDP GSO datagram.
+	slices.SortStableFunc(b.frames, compareFrames)
 	for i := 0; i < len(b.frames); {
 		// A run of frames through one socket.
 		s := b.frames[i].ent.s.Socket
 		j := i + 1
-		for j < len(b.frames) && j-i < len(b.m.hdrs) && b.frames[j].ent.s.Socket == s {
+		for j < len(b.frames) && j-i < len(b.m.iovs) && b.frames[j].ent.s.Socket == s {
 			j++
 		}
 		failed += b.send(s, b.frames[i:j])
@@ -75,7 +84,20 @@ func (b *FrameBatch) Flush() (failed int) {
 	return failed
 }
 
+// compareFrames orders frames by socket, then peer and local address.
+func compareFrames(x, y queuedFrame) int {
+	if c := cmp.Compare(uintptr(unsafe.Pointer(x.ent.s.Socket)), uintptr(unsafe.Pointer(y.ent.s.Socket))); c != 0 {
+		return c
+	}
+	if c := x.ent.s.Peer.Compare(y.ent.s.Peer); c != 0 {
+		return c
+	}
+	return x.ent.s.Local.Compare(y.ent.s.Local)
+}
+
 // send sends frames, all through s, at most one mmsgState's worth.
+// Consecutive frames to one peer from one address, all of one size but
+// a shorter last one, share a GSO header when the socket has GSO.
 func (b *FrameBatch) send(s *Socket, frames []queuedFrame) (failed int) {
 	for k := range frames {
 		f := &frames[k]
@@ -90,38 +112,81 @@ func (b *FrameBatch) send(s *Socket, frames []queuedFrame) (failed int) {
 		return failed
 	}
 	m := b.m
-	n := 0
+	below := int(u.gsoBelow.Load())
+	nh, ni := 0, 0 // headers and iovecs (frames kept) used
+	segSize, total, open := 0, 0, false
 	for k := range frames {
-		f := &frames[k]
-		h := &m.hdrs[n].Hdr
-		if !u.fillName(&m.names[n], h, f.ent.s.Peer) {
-			b.done(f, false, &failed)
+		f := frames[k]
+		l := f.end - f.start
+		if open && l <= segSize && m.segs[nh-1] < maxGSOSegments && total+l <= maxGSOBytes &&
+			f.ent.s.Peer == frames[ni-1].ent.s.Peer && f.ent.s.Local == frames[ni-1].ent.s.Local {
+			m.iovs[ni].Base = &b.buf[f.start]
+			m.iovs[ni].SetLen(l)
+			frames[ni] = f
+			ni++
+			m.segs[nh-1]++
+			total += l
+			open = l == segSize
 			continue
 		}
-		m.iovs[n].Base = &b.buf[f.start]
-		m.iovs[n].SetLen(f.end - f.start)
-		h.Iov = &m.iovs[n]
-		h.SetIovlen(1)
-		l := putPktinfo(m.oob[n], f.ent.s.Local, u.v6)
+		h := &m.hdrs[nh].Hdr
+		if !u.fillName(&m.names[nh], h, f.ent.s.Peer) {
+			b.done(&f, false, &failed)
+			open = false
+			continue
+		}
+		m.iovs[ni].Base = &b.buf[f.start]
+		m.iovs[ni].SetLen(l)
+		h.Iov = &m.iovs[ni]
+		m.first[nh], m.segs[nh] = ni, 1
+		m.pktLen[nh] = putPktinfo(m.oob[nh], f.ent.s.Local, u.v6)
+		frames[ni] = f // the frames kept, in iovec order
+		ni++
+		nh++
+		segSize, total, open = l, l, u.gso && l < below
+	}
+	for i := 0; i < nh; i++ {
+		h := &m.hdrs[i].Hdr
+		h.SetIovlen(m.segs[i])
+		l := m.pktLen[i]
+		if m.segs[i] > 1 {
+			l = putSegment(m.oob[i], l, uint16(m.iovs[m.first[i]].Len))
+		}
 		h.Control = nil
 		if l > 0 {
-			h.Control = &m.oob[n][0]
+			h.Control = &m.oob[i][0]
 		}
 		h.SetControllen(l)
-		frames[n] = *f // the frames with a header, in header order
-		n++
 	}
-	sent := u.sendFrames(m.hdrs[:n])
-	for k := 0; k < sent; k++ {
-		b.done(&frames[k], true, &failed)
+	for i := 0; i < nh; {
+		sent, errno := u.sendFrames(m.hdrs[i:nh])
+		for j := i; j < i+sent; j++ {
+			for _, f := range frames[m.first[j] : m.first[j]+m.segs[j]] {
+				b.done(&f, true, &failed)
+			}
+			if m.segs[j] > 1 {
+				u.off.gsoSent.Add(1)
+				u.off.gsoSegments.Add(uint64(m.segs[j]))
+			}
+		}
+		i += sent
+		if i == nh {
+			break
+		}
+		// Refused: header i's frames one by one, which also waits a
+		// bounded time for buffer space; then the batch goes on.
+		if m.segs[i] > 1 {
+			u.off.gsoFallback.Add(1)
+			if errno == unix.EINVAL || errno == unix.EMSGSIZE {
+				u.lowerGSO(int(m.iovs[m.first[i]].Len))
+			}
+		}
+		for _, f := range frames[m.first[i] : m.first[i]+m.segs[i]] {
+			b.done(&f, u.writeOne(b.buf[f.start:f.end], f.ent.s.Peer, f.ent.s.Local) == nil, &failed)
+		}
+		i++
 	}
-	for k := sent; k < n; k++ {
-		// Refused in the batch: one more try on its own, which also
-		// waits a bounded time for buffer space.
-		f := &frames[k]
-		b.done(f, u.writeOne(b.buf[f.start:f.end], f.ent.s.Peer, f.ent.s.Local) == nil, &failed)
-	}
-	clear(m.iovs[:n])
+	clear(m.iovs[:ni])
 	return failed
 }
 
@@ -136,23 +201,25 @@ func (b *FrameBatch) done(f *queuedFrame, ok bool, failed *int) {
 }
 
 // sendFrames sends hdrs with sendmmsg without waiting and returns how
-// many of the first ones the kernel took; it stops at the first refusal
-// (the caller retries the rest one by one).
-func (u *udpIO) sendFrames(hdrs []unix.Mmsghdr) (sent int) {
+// many of the first ones the kernel took; it stops at the first refusal,
+// returning its error (the caller retries that header's frames one by
+// one).
+func (u *udpIO) sendFrames(hdrs []unix.Mmsghdr) (sent int, errno unix.Errno) {
 	u.mu.RLock()
 	defer u.mu.RUnlock()
-	if u.closed || len(hdrs) == 0 {
-		return 0
+	if u.closed {
+		return 0, unix.EBADF
 	}
 	for sent < len(hdrs) {
-		n, errno := mmsgCall(unix.SYS_SENDMMSG, u.fd, hdrs[sent:])
+		var n int
+		n, errno = mmsgCall(unix.SYS_SENDMMSG, u.fd, hdrs[sent:])
 		if errno == unix.EINTR {
 			continue
 		}
 		if errno != 0 || n <= 0 {
-			return sent
+			return sent, errno
 		}
 		sent += n
 	}
-	return sent
+	return sent, 0
 }

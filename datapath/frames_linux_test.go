@@ -56,8 +56,11 @@ func TestFrameBatch(t *testing.T) {
 }
 
 // Through a real socket (sendmmsg on loopback): frames for sessions of
-// two peers, more than one batch's worth, all arrive intact, each from
-// the session's local address.
+// two peers, added alternately and more than one batch's worth, all
+// arrive intact, each from the session's local address. With UDP GSO,
+// the frames to one peer within a batch leave as one datagram that the
+// kernel cuts back into the frames; a frame shorter than the ones before
+// it ends such a datagram, a longer one starts the next.
 func TestFrameBatchSendmmsg(t *testing.T) {
 	e := newEngine(Config{MTU: 1500, Batch: 8}, &fakeUp{})
 	loopback := netip.MustParseAddr("127.0.0.1")
@@ -113,5 +116,59 @@ func TestFrameBatchSendmmsg(t *testing.T) {
 		if c, _ := e.Counters(SessionKey{Version: 2, Tunnel: 1, Session: uint32(i + 1)}); c.TxPackets != 1 || c.TxBytes != 8 {
 			t.Fatalf("session %d counters %+v", i+1, c)
 		}
+	}
+	gso := sock.io.(*udpIO).gso
+	// Batches of 8 frames sorted by peer: 8 to the first; 3 to the first
+	// and 5 to the second; 5 to the second.
+	if st := e.Stats(); gso && (st["offload_gso_sent"] != 4 || st["offload_gso_segments"] != n) {
+		t.Fatalf("GSO: %d datagrams, %d segments; want 4 and %d", st["offload_gso_sent"], st["offload_gso_segments"], n)
+	}
+
+	// Echo-Request, Echo-Request, a shorter frame, Echo-Request: the
+	// first three share a datagram, the last goes alone.
+	frames := [][]byte{
+		{0xc0, 0x21, 9, 1, 0, 8, 0, 0, 0, 1},
+		{0xc0, 0x21, 9, 2, 0, 8, 0, 0, 0, 2},
+		{0xc0, 0x21, 5, 3, 0, 4},
+		{0xc0, 0x21, 9, 4, 0, 8, 0, 0, 0, 4},
+	}
+	key := SessionKey{Version: 2, Tunnel: 1, Session: 1}
+	for _, f := range frames {
+		if err := b.Add(key, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if failed := b.Flush(); failed != 0 {
+		t.Fatalf("%d failed", failed)
+	}
+	for i, f := range frames {
+		m, _, err := peers[0].ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		exp := AppendV2(nil, Header{Tunnel: 7, Session: 100}, append([]byte{0xff, 0x03}, f...))
+		if !bytes.Equal(buf[:m], exp) {
+			t.Fatalf("frame %d: % x, want % x", i, buf[:m], exp)
+		}
+	}
+	if st := e.Stats(); gso && (st["offload_gso_sent"] != 5 || st["offload_gso_segments"] != n+3) {
+		t.Fatalf("GSO: %d datagrams, %d segments; want 5 and %d", st["offload_gso_sent"], st["offload_gso_segments"], n+3)
+	}
+	if !gso {
+		t.Log("this kernel has no UDP GSO: frames sent one datagram each")
+	}
+
+	// Queuing, sorting and sending allocate nothing once the batch's
+	// buffers have grown.
+	allocs := testing.AllocsPerRun(20, func() {
+		for i := 0; i < n; i++ {
+			b.Add(SessionKey{Version: 2, Tunnel: 1, Session: uint32(i + 1)}, frames[i%len(frames)])
+		}
+		if failed := b.Flush(); failed != 0 {
+			t.Fatalf("%d failed", failed)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per batch", allocs)
 	}
 }

@@ -429,8 +429,10 @@ func newPWQueue(s *Socket, batch int) *pwQueue {
 
 // txClone is a udpIO on the same socket with send state of its own.
 func (u *udpIO) txClone(batch int) *udpIO {
-	return &udpIO{fd: u.fd, laddr: u.laddr, v6: u.v6, tx: newMmsgState(batch, false),
-		txWait: newWaiter(u.txWait.st, u.fd), gso: u.gso, gsoBelow: 1 << 16, off: u.off}
+	c := &udpIO{fd: u.fd, laddr: u.laddr, v6: u.v6, tx: newMmsgState(batch, false),
+		txWait: newWaiter(u.txWait.st, u.fd), gso: u.gso, off: u.off}
+	c.gsoBelow.Store(1 << 16)
+	return c
 }
 
 func (f *pwForwarder) flushSocket(s *Socket) {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -178,8 +179,8 @@ type udpIO struct {
 	gso, gro bool
 	// gsoBelow: only messages shorter than this are merged; it drops to
 	// the segment size the kernel refused as larger than the path MTU
-	// (writer thread only)
-	gsoBelow int
+	// (written by the TUN thread and the control shards' frame batches)
+	gsoBelow atomic.Int32
 	off      *offloadStats
 
 	// mu orders writeOne against close: the descriptor number must not be
@@ -196,8 +197,8 @@ func newUDPIO(conn *net.UDPConn, cfg Config, off *offloadStats) (*udpIO, error) 
 	if err != nil {
 		return nil, fmt.Errorf("datapath: add socket: %w", err)
 	}
-	u := &udpIO{fd: -1, laddr: conn.LocalAddr(), rx: newMmsgState(cfg.Batch, true), tx: newMmsgState(cfg.Batch, false), off: off,
-		gsoBelow: 1 << 16}
+	u := &udpIO{fd: -1, laddr: conn.LocalAddr(), rx: newMmsgState(cfg.Batch, true), tx: newMmsgState(cfg.Batch, false), off: off}
+	u.gsoBelow.Store(1 << 16)
 	var serr error
 	err = rc.Control(func(fd uintptr) {
 		var domain int
@@ -310,6 +311,7 @@ func (u *udpIO) writeBatch(msgs []message) (failed int) {
 	nh, ni := 0, 0 // headers and iovecs used
 	segSize, total := 0, 0
 	open := false // the last header can take another segment
+	below := int(u.gsoBelow.Load())
 	for k := range msgs {
 		msg := &msgs[k]
 		l := len(msg.b)
@@ -336,7 +338,7 @@ func (u *udpIO) writeBatch(msgs []message) (failed int) {
 		m.pktLen[nh] = putPktinfo(m.oob[nh], msg.from, u.v6)
 		ni++
 		nh++
-		segSize, total, open = l, l, u.gso && l < u.gsoBelow
+		segSize, total, open = l, l, u.gso && l < below
 	}
 	for i := 0; i < nh; i++ {
 		h := &m.hdrs[i].Hdr
@@ -393,7 +395,7 @@ func (u *udpIO) send(hdrs []unix.Mmsghdr, gso bool) (failed int) {
 				// Segments this large do not fit the path MTU (the kernel
 				// fragments single datagrams but not GSO segments): stop
 				// merging them instead of failing every batch.
-				u.gsoBelow = min(u.gsoBelow, int(m.iovs[m.first[i]].Len))
+				u.lowerGSO(int(m.iovs[m.first[i]].Len))
 			}
 			failed += u.sendSingles(i)
 			i++
@@ -413,6 +415,17 @@ func (u *udpIO) send(hdrs []unix.Mmsghdr, gso bool) (failed int) {
 		u.off.gsoSegments.Add(gsoSegments)
 	}
 	return failed
+}
+
+// lowerGSO stops merging segments of size or more: the kernel refused
+// them as larger than the path MTU.
+func (u *udpIO) lowerGSO(size int) {
+	for {
+		old := u.gsoBelow.Load()
+		if int(old) <= size || u.gsoBelow.CompareAndSwap(old, int32(size)) {
+			return
+		}
+	}
 }
 
 // sendSingles sends the messages of GSO entry i one per entry.
