@@ -74,7 +74,7 @@ func pwTestShard(t *testing.T, cfg Config) *shard {
 func TestBindPW(t *testing.T) {
 	sh := pwTestShard(t, pwTestConfig())
 	e := &entry{peer: netip.MustParseAddrPort("192.0.2.2:1701"), local: netip.MustParseAddr("192.0.2.1")}
-	s := &tunnel.Session{ID: 11, PseudowireType: tunnel.PseudowireEthernet, RemoteEndID: "\x00\x00\x00\x64", Remote: tunnel.PWParams{L2SS: tunnel.L2SSDefault}}
+	s := &tunnel.Session{ID: 11, PseudowireType: tunnel.PseudowireEthernet, PW: &tunnel.PW{RemoteEndID: "\x00\x00\x00\x64", Remote: tunnel.PWParams{L2SS: tunnel.L2SSDefault}}}
 	p, res := sh.bindPW(e, s)
 	if res != nil {
 		t.Fatalf("refused: %+v", res)
@@ -90,10 +90,10 @@ func TestBindPW(t *testing.T) {
 		e *entry
 		s *tunnel.Session
 	}{
-		"unknown Remote End ID": {e, &tunnel.Session{ID: 12, PseudowireType: tunnel.PseudowireEthernet, RemoteEndID: "\x00\x00\x00\x65"}},
-		"other type":            {e, &tunnel.Session{ID: 13, PseudowireType: tunnel.PseudowireEthernetVLAN, RemoteEndID: "\x00\x00\x00\x64"}},
-		"other peer":            {&entry{peer: netip.MustParseAddrPort("192.0.2.9:1701")}, &tunnel.Session{ID: 14, PseudowireType: tunnel.PseudowireEthernet, RemoteEndID: "\x00\x00\x00\x64"}},
-		"other namespace":       {e, &tunnel.Session{ID: 15, PseudowireType: tunnel.PseudowireEthernetVLAN, RemoteEndID: "x"}},
+		"unknown Remote End ID": {e, &tunnel.Session{ID: 12, PseudowireType: tunnel.PseudowireEthernet, PW: &tunnel.PW{RemoteEndID: "\x00\x00\x00\x65"}}},
+		"other type":            {e, &tunnel.Session{ID: 13, PseudowireType: tunnel.PseudowireEthernetVLAN, PW: &tunnel.PW{RemoteEndID: "\x00\x00\x00\x64"}}},
+		"other peer":            {&entry{peer: netip.MustParseAddrPort("192.0.2.9:1701")}, &tunnel.Session{ID: 14, PseudowireType: tunnel.PseudowireEthernet, PW: &tunnel.PW{RemoteEndID: "\x00\x00\x00\x64"}}},
+		"other namespace":       {e, &tunnel.Session{ID: 15, PseudowireType: tunnel.PseudowireEthernetVLAN, PW: &tunnel.PW{RemoteEndID: "x"}}},
 	} {
 		if _, res := sh.bindPW(tc.e, tc.s); res == nil || res.Code != wire.CDNInvalidDest {
 			t.Errorf("%s: result %+v, want CDN %d", name, res, wire.CDNInvalidDest)
@@ -105,7 +105,7 @@ func TestBindPW(t *testing.T) {
 	// In its namespace the VLAN pseudowire binds, with the sublayer the
 	// caller chose (none) and so no sequencing.
 	blue := &entry{peer: netip.MustParseAddrPort("192.0.2.2:1701"), netns: "blue"}
-	p, res = sh.bindPW(blue, &tunnel.Session{ID: 16, PseudowireType: tunnel.PseudowireEthernetVLAN, RemoteEndID: "x"})
+	p, res = sh.bindPW(blue, &tunnel.Session{ID: 16, PseudowireType: tunnel.PseudowireEthernetVLAN, PW: &tunnel.PW{RemoteEndID: "x"}})
 	if res != nil || len(p.Cookie) != 4 || p.L2SS != tunnel.L2SSNone || p.Sequencing != tunnel.SequenceNone {
 		t.Fatalf("namespace pseudowire: %+v %+v", p, res)
 	}
@@ -119,7 +119,7 @@ func TestBindPWTie(t *testing.T) {
 		ours := &entry{peer: netip.MustParseAddrPort("192.0.2.2:1701"), local: netip.MustParseAddr("192.0.2.1")}
 		l := sh.pw.links["eth"]
 		l.e, l.sid = ours, 99
-		_, res := sh.bindPW(ours, &tunnel.Session{ID: 12, PseudowireType: tunnel.PseudowireEthernet, RemoteEndID: "\x00\x00\x00\x64"})
+		_, res := sh.bindPW(ours, &tunnel.Session{ID: 12, PseudowireType: tunnel.PseudowireEthernet, PW: &tunnel.PW{RemoteEndID: "\x00\x00\x00\x64"}})
 		if res == nil || res.Code != wire.CDNTieBreakerLost {
 			t.Fatalf("result %+v, want CDN %d", res, wire.CDNTieBreakerLost)
 		}
@@ -135,7 +135,7 @@ func TestBindPWTie(t *testing.T) {
 		l := sh.pw.links["eth"]
 		l.e, l.sid = old, 99
 		in := &entry{peer: netip.MustParseAddrPort("192.0.2.0:1701"), local: netip.MustParseAddr("192.0.2.1")}
-		if _, res := sh.bindPW(in, &tunnel.Session{ID: 12, PseudowireType: tunnel.PseudowireEthernet, RemoteEndID: "\x00\x00\x00\x64"}); res != nil {
+		if _, res := sh.bindPW(in, &tunnel.Session{ID: 12, PseudowireType: tunnel.PseudowireEthernet, PW: &tunnel.PW{RemoteEndID: "\x00\x00\x00\x64"}}); res != nil {
 			t.Fatalf("refused the peer's call: %+v", res)
 		}
 		if l.e != in || l.sid != 12 {

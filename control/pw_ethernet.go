@@ -38,7 +38,7 @@ func (sh *shard) pwUp(e *entry, s *tunnel.Session, kind datapath.Kind, now time.
 	if l == nil || l.e != e {
 		return
 	}
-	if s.Remote.L2SS != s.Local.L2SS {
+	if s.PW.Remote.L2SS != s.PW.Local.L2SS {
 		// The data path uses one sublayer format both ways.
 		_ = e.t.CloseSession(now, s.ID, tunnel.Result{Code: wire.CDNGeneralError, Error: wire.ErrCodeRange,
 			Message: "L2-Specific Sublayer differs from ours"}, nil)
@@ -50,7 +50,7 @@ func (sh *shard) pwUp(e *entry, s *tunnel.Session, kind datapath.Kind, now time.
 	}
 	sh.srv.log.Info("pseudowire up", zap.String("pseudowire", l.cfg.Name), zap.Uint32("tunnel_id", e.t.ID()),
 		zap.Uint32("session_id", s.ID), zap.Uint32("peer_session_id", s.PeerID), zap.String("tap", l.cfg.TAP),
-		zap.Int("cookie_len", len(s.Local.Cookie)), zap.Int("peer_cookie_len", len(s.Remote.Cookie)))
+		zap.Int("cookie_len", len(s.PW.Local.Cookie)), zap.Int("peer_cookie_len", len(s.PW.Remote.Cookie)))
 }
 
 // installPW programs the datapath for a pseudowire session, unless the
@@ -60,7 +60,7 @@ func (sh *shard) installPW(e *entry, s *tunnel.Session, kind datapath.Kind) {
 	if l == nil || l.e != e || sh.srv.dp == nil {
 		return
 	}
-	if s.RemoteCircuitKnown() && !s.Remote.Active {
+	if s.RemoteCircuitKnown() && !s.PW.Remote.Active {
 		sh.removePW(l)
 		return
 	}
@@ -70,10 +70,10 @@ func (sh *shard) installPW(e *entry, s *tunnel.Session, kind datapath.Kind) {
 		Peer:               e.peer,
 		Local:              e.local,
 		Socket:             e.sock,
-		Cookie:             s.Local.Cookie,
-		PeerCookie:         s.Remote.Cookie,
-		L2SpecificSublayer: s.Local.L2SS == tunnel.L2SSDefault,
-		Sequencing:         s.Remote.Sequencing != tunnel.SequenceNone && s.Local.L2SS == tunnel.L2SSDefault,
+		Cookie:             s.PW.Local.Cookie,
+		PeerCookie:         s.PW.Remote.Cookie,
+		L2SpecificSublayer: s.PW.Local.L2SS == tunnel.L2SSDefault,
+		Sequencing:         s.PW.Remote.Sequencing != tunnel.SequenceNone && s.PW.Local.L2SS == tunnel.L2SSDefault,
 		Kind:               kind,
 		TAP:                l.cfg.TAP,
 	}
@@ -117,6 +117,6 @@ func (sh *shard) pwLinkInfo(e *entry, s *tunnel.Session, kind datapath.Kind) {
 	if l == nil || l.e != e || s.Initiator && s.State != tunnel.SessionEstablished {
 		return
 	}
-	sh.srv.log.Info("pseudowire peer circuit", zap.String("pseudowire", l.cfg.Name), zap.Bool("active", s.Remote.Active))
+	sh.srv.log.Info("pseudowire peer circuit", zap.String("pseudowire", l.cfg.Name), zap.Bool("active", s.PW.Remote.Active))
 	sh.installPW(e, s, kind)
 }

@@ -191,7 +191,7 @@ func (sh *shard) tickPW(now time.Time) {
 			}
 			continue
 		}
-		if s := l.e.t.Session(l.sid); s != nil && s.Local.Active != l.tapUp {
+		if s := l.e.t.Session(l.sid); s != nil && s.PW != nil && s.PW.Local.Active != l.tapUp {
 			_ = l.e.t.SetCircuitStatus(now, l.sid, l.tapUp)
 			sh.service(l.e, now)
 		}
@@ -322,7 +322,7 @@ func (sh *shard) placeCall(l *pwLink, now time.Time) {
 func (sh *shard) bindPW(e *entry, s *tunnel.Session) (tunnel.PWParams, *tunnel.Result) {
 	var l *pwLink
 	for _, c := range sh.pw.links {
-		if c.cfg.Peer == e.peer.Addr().Unmap() && c.cfg.Netns == e.netns && c.cfg.RemoteEndID == s.RemoteEndID && PWType(c.cfg.Type) == s.PseudowireType {
+		if c.cfg.Peer == e.peer.Addr().Unmap() && c.cfg.Netns == e.netns && c.cfg.RemoteEndID == s.PW.RemoteEndID && PWType(c.cfg.Type) == s.PseudowireType {
 			l = c
 			break
 		}
@@ -346,7 +346,7 @@ func (sh *shard) bindPW(e *entry, s *tunnel.Session) (tunnel.PWParams, *tunnel.R
 			l.e, l.sid = nil, 0
 		}
 	}
-	p := tunnel.PWParams{Active: l.tapUp, L2SS: s.Remote.L2SS}
+	p := tunnel.PWParams{Active: l.tapUp, L2SS: s.PW.Remote.L2SS}
 	if l.cfg.CookieLen > 0 {
 		p.Cookie = make([]byte, l.cfg.CookieLen)
 		rand.Read(p.Cookie)
@@ -370,8 +370,8 @@ func (sh *shard) pwSessionInfo(e *entry, s *tunnel.Session, si *SessionInfo) {
 		return
 	}
 	si.Pseudowire, si.TAP, si.VLAN = l.cfg.Name, l.cfg.TAP, l.cfg.VLAN
-	si.CircuitActive, si.PeerCircuitActive = s.Local.Active, s.Remote.Active
-	si.CookieLen, si.PeerCookieLen = len(s.Local.Cookie), len(s.Remote.Cookie)
+	si.CircuitActive, si.PeerCircuitActive = s.PW.Local.Active, s.PW.Remote.Active
+	si.CookieLen, si.PeerCookieLen = len(s.PW.Local.Cookie), len(s.PW.Remote.Cookie)
 	if sh.srv.dp == nil {
 		return
 	}

@@ -234,7 +234,7 @@ func mssFor(cfg *Config) uint16 {
 }
 
 func proxyOf(s *tunnel.Session) *ppp.ProxyLCP {
-	p := &s.Proxy
+	p := s.Proxy
 	return &ppp.ProxyLCP{
 		InitialReceived: p.InitialReceivedConfReq,
 		LastSent:        p.LastSentConfReq,

@@ -23,8 +23,8 @@ func FuzzPseudowireICRQ(f *testing.F) {
 	f.Fuzz(func(t *testing.T, pw uint16, remoteEnd, cookie, l2ss, seq, circuit []byte, present uint8) {
 		ac, bc := pwCfg(100), pwCfg(200)
 		bc.Bind = func(s *Session) (PWParams, *Result) {
-			if !bytes.Equal([]byte(s.RemoteEndID), remoteEnd) {
-				t.Fatalf("Bind saw Remote End ID %q, sent %q", s.RemoteEndID, remoteEnd)
+			if !bytes.Equal([]byte(s.PW.RemoteEndID), remoteEnd) {
+				t.Fatalf("Bind saw Remote End ID %q, sent %q", s.PW.RemoteEndID, remoteEnd)
 			}
 			return PWParams{Cookie: []byte{9, 8, 7, 6}, L2SS: L2SSDefault, Active: true}, nil
 		}
@@ -72,7 +72,7 @@ func FuzzPseudowireICRQ(f *testing.F) {
 			if !s.Pseudowire {
 				return
 			}
-			r := &s.Remote
+			r := &s.PW.Remote
 			if n := len(r.Cookie); n != 0 && n != 4 && n != 8 {
 				t.Fatalf("accepted a %d-octet cookie", n)
 			}

@@ -32,7 +32,7 @@ func TestPseudowireEthernetNegotiation(t *testing.T) {
 	var bound *Session
 	bc.Bind = func(s *Session) (PWParams, *Result) {
 		bound = s
-		if s.RemoteEndID != vc100 || s.PseudowireType != PseudowireEthernet {
+		if s.PW.RemoteEndID != vc100 || s.PseudowireType != PseudowireEthernet {
 			return PWParams{}, &Result{Code: wire.CDNGeneralError, Message: "no such pseudowire"}
 		}
 		return PWParams{Cookie: []byte{1, 2, 3, 4, 5, 6, 7, 8}, L2SS: L2SSDefault, Active: true}, nil
@@ -58,14 +58,14 @@ func TestPseudowireEthernetNegotiation(t *testing.T) {
 	if bound == nil || lns == nil || !lns.Pseudowire || lns.State != SessionEstablished {
 		t.Fatalf("responder session %+v", lns)
 	}
-	if !bytes.Equal(lns.Remote.Cookie, []byte{0xa1, 0xa2, 0xa3, 0xa4}) || lns.Remote.L2SS != L2SSDefault || lns.Remote.Sequencing != SequenceAll || !lns.Remote.Active || !lns.RemoteCircuitKnown() {
-		t.Fatalf("responder learnt %+v", lns.Remote)
+	if !bytes.Equal(lns.PW.Remote.Cookie, []byte{0xa1, 0xa2, 0xa3, 0xa4}) || lns.PW.Remote.L2SS != L2SSDefault || lns.PW.Remote.Sequencing != SequenceAll || !lns.PW.Remote.Active || !lns.RemoteCircuitKnown() {
+		t.Fatalf("responder learnt %+v", lns.PW.Remote)
 	}
-	if !bytes.Equal(lac.Remote.Cookie, []byte{1, 2, 3, 4, 5, 6, 7, 8}) || lac.Remote.L2SS != L2SSDefault || lac.Remote.Sequencing != SequenceNone || !lac.Remote.Active {
-		t.Fatalf("initiator learnt %+v", lac.Remote)
+	if !bytes.Equal(lac.PW.Remote.Cookie, []byte{1, 2, 3, 4, 5, 6, 7, 8}) || lac.PW.Remote.L2SS != L2SSDefault || lac.PW.Remote.Sequencing != SequenceNone || !lac.PW.Remote.Active {
+		t.Fatalf("initiator learnt %+v", lac.PW.Remote)
 	}
-	if !bytes.Equal(lac.Local.Cookie, []byte{0xa1, 0xa2, 0xa3, 0xa4}) || !bytes.Equal(lns.Local.Cookie, []byte{1, 2, 3, 4, 5, 6, 7, 8}) {
-		t.Fatalf("local cookies %x %x", lac.Local.Cookie, lns.Local.Cookie)
+	if !bytes.Equal(lac.PW.Local.Cookie, []byte{0xa1, 0xa2, 0xa3, 0xa4}) || !bytes.Equal(lns.PW.Local.Cookie, []byte{1, 2, 3, 4, 5, 6, 7, 8}) {
+		t.Fatalf("local cookies %x %x", lac.PW.Local.Cookie, lns.PW.Local.Cookie)
 	}
 }
 
@@ -159,7 +159,7 @@ func TestPseudowireCircuitStatusSLI(t *testing.T) {
 	}
 	l.advance(time.Second)
 	lns := onlySession(l.b)
-	if lns == nil || lns.Remote.Active || !lns.RemoteCircuitKnown() {
+	if lns == nil || lns.PW == nil || lns.PW.Remote.Active || !lns.RemoteCircuitKnown() {
 		t.Fatalf("responder session %+v", lns)
 	}
 	l.log, l.events = nil, map[*Tunnel][]Event{}
@@ -170,7 +170,7 @@ func TestPseudowireCircuitStatusSLI(t *testing.T) {
 	l.advance(time.Second)
 	l.expectLog("A>B SLI(ns=4,nr=2)", "B>A ZLB(ns=2,nr=5)")
 	l.expectEvents(l.b, "session-link-info")
-	if !lns.Remote.Active {
+	if !lns.PW.Remote.Active {
 		t.Fatal("SLI did not mark the circuit active")
 	}
 	if err := l.a.SetCircuitStatus(l.now, id, true); err != nil {
@@ -184,7 +184,7 @@ func TestPseudowireCircuitStatusSLI(t *testing.T) {
 	}
 	l.advance(time.Second)
 	l.expectLog("B>A SLI(ns=2,nr=5)", "A>B ZLB(ns=5,nr=3)")
-	if l.a.Session(id).Remote.Active {
+	if l.a.Session(id).PW.Remote.Active {
 		t.Fatal("SLI did not mark the circuit inactive")
 	}
 	if err := l.a.SetCircuitStatus(l.now, 12345, false); err != ErrNoSession {

@@ -58,9 +58,9 @@ type Proxy struct {
 	AuthenResponse         []byte
 }
 
-// Present reports whether any proxy AVP was received.
+// Present reports whether any proxy AVP was received; a nil Proxy has none.
 func (p *Proxy) Present() bool {
-	return p.InitialReceivedConfReq != nil || p.LastSentConfReq != nil || p.LastReceivedConfReq != nil || p.AuthenType != 0 || p.AuthenName != nil
+	return p != nil && (p.InitialReceivedConfReq != nil || p.LastSentConfReq != nil || p.LastReceivedConfReq != nil || p.AuthenType != 0 || p.AuthenName != nil)
 }
 
 // Disconnect is the PPP Disconnect Cause Code AVP (RFC 3145 §2).
@@ -117,43 +117,95 @@ const (
 	SequenceAll   uint16 = 2
 )
 
-// Session is one call inside a tunnel.
+// Session is one call inside a tunnel. What few calls carry sits behind
+// pointers that stay nil until used, so that a plain PPP call, the bulk
+// of an LNS's sessions, costs one small allocation: Proxy, PW, Extra.
 type Session struct {
-	ID        uint32
-	PeerID    uint32
-	State     SessionState
-	Kind      CallKind
-	Initiator bool // we sent the ICRQ/OCRQ
+	ID     uint32
+	PeerID uint32
 
-	Serial             uint32
-	BearerType         uint32
-	FramingType        uint32
-	TxSpeed            uint32
-	RxSpeed            uint32
-	CallingNumber      string
-	CalledNumber       string
-	SubAddress         string
-	PhysicalChannel    uint32
-	PrivateGroup       string
+	State              SessionState
+	Kind               CallKind
+	Initiator          bool // we sent the ICRQ/OCRQ
 	SequencingRequired bool
-	PseudowireType     uint16
-	Proxy              Proxy
-	CallErrors         []byte
-	ACCM               []byte
-	// RemoteEndID is the Remote End ID of the v3 ICRQ/OCRQ (raw octets).
-	RemoteEndID string
-	// Pseudowire is set for a v3 session of a type other than PPP: Local
-	// is what we asked of the peer, Remote what the peer asked of us.
-	Pseudowire    bool
-	Local, Remote PWParams
+	// Pseudowire is set for a v3 session of a type other than PPP that
+	// was bound to a circuit; PW then holds its parameters.
+	Pseudowire     bool
+	PseudowireType uint16
 
-	// remoteStatus: the peer has sent a Circuit Status.
-	remoteStatus bool
+	Serial          uint32
+	BearerType      uint32
+	FramingType     uint32
+	TxSpeed         uint32
+	RxSpeed         uint32
+	PhysicalChannel uint32
+
+	CallingNumber string
+	CalledNumber  string
 
 	Created time.Time
 	UpAt    time.Time
 
-	params CallParams
+	// Proxy holds the proxy LCP and authentication AVPs of the ICCN
+	// (RFC 2661 §4.4.5); nil when the LAC sent none.
+	Proxy *Proxy
+	// PW holds the v3 pseudowire parameters of a call whose type is not
+	// PPP (RFC 3931 §5.4.4); nil for PPP calls, which ignore them.
+	PW *PW
+	// Extra holds the call AVPs few LACs send and the last link
+	// information; nil until one arrives.
+	Extra *CallExtra
+
+	// params is what we place a call with; needed only until it is up.
+	params *CallParams
+}
+
+// PW is the pseudowire side of a v3 session: Local is what we asked of
+// the peer, Remote what the peer asked of us.
+type PW struct {
+	// RemoteEndID is the Remote End ID of the ICRQ/OCRQ (raw octets).
+	RemoteEndID   string
+	Local, Remote PWParams
+	// remoteStatus: the peer has sent a Circuit Status.
+	remoteStatus bool
+}
+
+// CallExtra holds the Sub-Address and Private Group ID of a call (RFC
+// 2661 §4.4.4) and the last Call Errors of a WEN and ACCM of an SLI
+// (§6.13, §6.14).
+type CallExtra struct {
+	SubAddress   string
+	PrivateGroup string
+	CallErrors   []byte
+	ACCM         []byte
+}
+
+// extra returns the session's CallExtra, made on first use.
+func (s *Session) extra() *CallExtra {
+	if s.Extra == nil {
+		s.Extra = new(CallExtra)
+	}
+	return s.Extra
+}
+
+// pw returns the session's pseudowire parameters, made on first use by
+// a call whose type is not PPP; nil for a PPP (or v2) call.
+func (s *Session) pw() *PW {
+	if s.PW == nil {
+		if s.PseudowireType == 0 || s.PseudowireType == PseudowirePPP {
+			return nil
+		}
+		s.PW = new(PW)
+	}
+	return s.PW
+}
+
+// proxy returns the session's proxy AVPs, made on first use.
+func (s *Session) proxy() *Proxy {
+	if s.Proxy == nil {
+		s.Proxy = new(Proxy)
+	}
+	return s.Proxy
 }
 
 // EventKind names what a tunnel reports to its owner.
@@ -267,7 +319,7 @@ const (
 // beyond the session IDs.
 func (t *Tunnel) appendV3Call(b []byte, s *Session, remoteEnd string) []byte {
 	b = wire.AppendAVPUint16(b, true, wire.VendorIETF, wire.AVPPseudowireType, s.PseudowireType)
-	if s.params.RemoteEndID != "" {
+	if s.params != nil && s.params.RemoteEndID != "" {
 		remoteEnd = s.params.RemoteEndID
 	}
 	if remoteEnd == "" {
@@ -277,8 +329,8 @@ func (t *Tunnel) appendV3Call(b []byte, s *Session, remoteEnd string) []byte {
 	if !s.Pseudowire {
 		return wire.AppendAVPUint16(b, true, wire.VendorIETF, wire.AVPCircuitStatus, circuitActive|circuitNew)
 	}
-	b = wire.AppendAVPUint16(b, true, wire.VendorIETF, wire.AVPCircuitStatus, circuitBits(s.Local.Active, true))
-	return appendPWParams(b, &s.Local)
+	b = wire.AppendAVPUint16(b, true, wire.VendorIETF, wire.AVPCircuitStatus, circuitBits(s.PW.Local.Active, true))
+	return appendPWParams(b, &s.PW.Local)
 }
 
 func circuitBits(active, isNew bool) uint16 {
@@ -309,7 +361,7 @@ func appendPWParams(b []byte, p *PWParams) []byte {
 // sequencing needs a sublayer to carry it, and only the default sublayer
 // is known.
 func checkPeerPW(s *Session) *Result {
-	r := &s.Remote
+	r := &s.PW.Remote
 	if r.Sequencing != SequenceNone && r.L2SS == L2SSNone {
 		return &Result{Code: wire.CDNSequencingNoSublayer, Message: "data sequencing requested without an L2-Specific Sublayer"}
 	}
@@ -393,8 +445,13 @@ func (t *Tunnel) refuse(now time.Time, peerSID uint32, res Result) {
 	t.finish(now, b)
 }
 
-// readCall records the call AVPs of ICRQ/OCRQ/ICCN/OCCN.
+// readCall records the call AVPs of ICRQ/OCRQ/ICCN/OCCN. The pseudowire
+// AVPs are kept only for a call whose type is not PPP, so the type is
+// read first, wherever it stands in the message.
 func readCall(s *Session, m *wire.Message) {
+	if a, ok := m.Find(wire.VendorIETF, wire.AVPPseudowireType); ok {
+		s.PseudowireType, _ = a.Uint16()
+	}
 	for _, a := range m.AVPs {
 		if a.Vendor != wire.VendorIETF {
 			continue
@@ -421,43 +478,53 @@ func readCall(s *Session, m *wire.Message) {
 		case wire.AVPCalledNumber:
 			s.CalledNumber = string(a.Value)
 		case wire.AVPSubAddress:
-			s.SubAddress = string(a.Value)
+			s.extra().SubAddress = string(a.Value)
 		case wire.AVPPhysicalChannelID:
 			s.PhysicalChannel, _ = a.Uint32()
 		case wire.AVPPrivateGroupID:
-			s.PrivateGroup = string(a.Value)
+			s.extra().PrivateGroup = string(a.Value)
 		case wire.AVPSequencingRequired:
 			s.SequencingRequired = true
 		case wire.AVPPseudowireType:
 			s.PseudowireType, _ = a.Uint16()
 		case wire.AVPRemoteEndID:
-			s.RemoteEndID = string(a.Value)
+			if pw := s.pw(); pw != nil {
+				pw.RemoteEndID = string(a.Value)
+			}
 		case wire.AVPAssignedCookie:
-			s.Remote.Cookie = clone(a.Value)
+			if pw := s.pw(); pw != nil {
+				pw.Remote.Cookie = clone(a.Value)
+			}
 		case wire.AVPL2SpecificSublayer:
-			s.Remote.L2SS, _ = a.Uint16()
+			if pw := s.pw(); pw != nil {
+				pw.Remote.L2SS, _ = a.Uint16()
+			}
 		case wire.AVPDataSequencing:
-			s.Remote.Sequencing, _ = a.Uint16()
+			if pw := s.pw(); pw != nil {
+				pw.Remote.Sequencing, _ = a.Uint16()
+			}
 		case wire.AVPCircuitStatus:
-			v, _ := a.Uint16()
-			s.Remote.Active, s.remoteStatus = v&circuitActive != 0, true
+			if pw := s.pw(); pw != nil {
+				v, _ := a.Uint16()
+				pw.Remote.Active, pw.remoteStatus = v&circuitActive != 0, true
+			}
 		case wire.AVPInitialReceivedLCPConfReq:
-			s.Proxy.InitialReceivedConfReq = clone(a.Value)
+			s.proxy().InitialReceivedConfReq = clone(a.Value)
 		case wire.AVPLastSentLCPConfReq:
-			s.Proxy.LastSentConfReq = clone(a.Value)
+			s.proxy().LastSentConfReq = clone(a.Value)
 		case wire.AVPLastReceivedLCPConfReq:
-			s.Proxy.LastReceivedConfReq = clone(a.Value)
+			s.proxy().LastReceivedConfReq = clone(a.Value)
 		case wire.AVPProxyAuthenType:
-			s.Proxy.AuthenType, _ = a.Uint16()
+			s.proxy().AuthenType, _ = a.Uint16()
 		case wire.AVPProxyAuthenName:
-			s.Proxy.AuthenName = clone(a.Value)
+			s.proxy().AuthenName = clone(a.Value)
 		case wire.AVPProxyAuthenChallenge:
-			s.Proxy.AuthenChallenge = clone(a.Value)
+			s.proxy().AuthenChallenge = clone(a.Value)
 		case wire.AVPProxyAuthenID:
 			// RFC 2661 §4.4.5: two octets, the ID in the low one.
-			s.Proxy.AuthenID, _ = a.Uint16()
+			s.proxy().AuthenID, _ = a.Uint16()
 		case wire.AVPProxyAuthenResponse:
-			s.Proxy.AuthenResponse = clone(a.Value)
+			s.proxy().AuthenResponse = clone(a.Value)
 		}
 	}
 }
@@ -514,7 +581,7 @@ func (t *Tunnel) onCallRequest(now time.Time, m *wire.Message) {
 		t.sessionUp(now, s)
 		return
 	}
-	if t.version == 3 && s.PseudowireType != PseudowirePPP && t.cfg.Bind != nil {
+	if t.version == 3 && s.pw() != nil && t.cfg.Bind != nil {
 		if res := checkPeerPW(s); res != nil {
 			t.closeSession(now, s, *res, nil, true)
 			return
@@ -524,13 +591,13 @@ func (t *Tunnel) onCallRequest(now time.Time, m *wire.Message) {
 			t.closeSession(now, s, *res, nil, true)
 			return
 		}
-		s.Pseudowire, s.Local = true, local
+		s.Pseudowire, s.PW.Local = true, local
 	}
 	b := t.begin(wire.MsgICRP, s.PeerID)
 	b = t.appendSessionIDs(b, s.ID, s.PeerID)
 	if s.Pseudowire {
-		b = wire.AppendAVPUint16(b, true, wire.VendorIETF, wire.AVPCircuitStatus, circuitBits(s.Local.Active, true))
-		b = appendPWParams(b, &s.Local)
+		b = wire.AppendAVPUint16(b, true, wire.VendorIETF, wire.AVPCircuitStatus, circuitBits(s.PW.Local.Active, true))
+		b = appendPWParams(b, &s.PW.Local)
 	} else if t.version == 3 {
 		b = wire.AppendAVPUint16(b, true, wire.VendorIETF, wire.AVPCircuitStatus, circuitActive|circuitNew)
 	}
@@ -576,6 +643,9 @@ func (t *Tunnel) onCallReply(now time.Time, m *wire.Message) {
 		return
 	}
 	p := s.params
+	if p == nil {
+		p = new(CallParams)
+	}
 	b := t.begin(wire.MsgICCN, s.PeerID)
 	if t.version == 3 {
 		b = t.appendSessionIDs(b, s.ID, s.PeerID)
@@ -640,6 +710,7 @@ func (t *Tunnel) onCallConnected(now time.Time, m *wire.Message) {
 }
 
 func (t *Tunnel) sessionUp(now time.Time, s *Session) {
+	s.params = nil
 	s.State = SessionEstablished
 	s.UpAt = now
 	t.emit(Event{Kind: SessionUp, SessionID: s.ID, Session: s})
@@ -681,14 +752,16 @@ func (t *Tunnel) onLinkInfo(now time.Time, m *wire.Message) {
 		return
 	}
 	if a, ok := m.Find(wire.VendorIETF, wire.AVPCallErrors); ok {
-		s.CallErrors = clone(a.Value)
+		s.extra().CallErrors = clone(a.Value)
 	}
 	if a, ok := m.Find(wire.VendorIETF, wire.AVPACCM); ok {
-		s.ACCM = clone(a.Value)
+		s.extra().ACCM = clone(a.Value)
 	}
 	if a, ok := m.Find(wire.VendorIETF, wire.AVPCircuitStatus); ok && t.version == 3 {
-		v, _ := a.Uint16()
-		s.Remote.Active, s.remoteStatus = v&circuitActive != 0, true
+		if pw := s.pw(); pw != nil {
+			v, _ := a.Uint16()
+			pw.Remote.Active, pw.remoteStatus = v&circuitActive != 0, true
+		}
 	}
 	t.emit(Event{Kind: SessionLinkInfo, SessionID: s.ID, Session: s})
 }
@@ -699,14 +772,14 @@ func (t *Tunnel) StartCall(now time.Time, p CallParams) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	s.Initiator, s.Kind, s.params = true, Incoming, p
+	s.Initiator, s.Kind, s.params = true, Incoming, &p
 	s.Serial, s.CallingNumber, s.CalledNumber = p.Serial, p.CallingNumber, p.CalledNumber
 	s.PseudowireType = nonZero16(p.PseudowireType, PseudowirePPP)
 	if p.PW != nil && t.version == 3 {
-		s.Pseudowire, s.Local = true, *p.PW
-		s.Local.Cookie = clone(p.PW.Cookie)
+		s.Pseudowire = true
+		s.PW = &PW{RemoteEndID: p.RemoteEndID, Local: *p.PW}
+		s.PW.Local.Cookie = clone(p.PW.Cookie)
 	}
-	s.RemoteEndID = p.RemoteEndID
 	b := t.begin(wire.MsgICRQ, 0)
 	b = t.appendSessionIDs(b, s.ID, 0)
 	if t.version == 3 {
@@ -739,7 +812,7 @@ func (t *Tunnel) StartOutgoing(now time.Time, p CallParams) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	s.Initiator, s.Kind, s.params = true, Outgoing, p
+	s.Initiator, s.Kind, s.params = true, Outgoing, &p
 	s.Serial, s.CalledNumber = p.Serial, p.CalledNumber
 	s.PseudowireType = nonZero16(p.PseudowireType, PseudowirePPP)
 	b := t.begin(wire.MsgOCRQ, 0)
@@ -814,10 +887,10 @@ func (t *Tunnel) SetCircuitStatus(now time.Time, id uint32, active bool) error {
 	if s == nil {
 		return ErrNoSession
 	}
-	if !s.Pseudowire || s.Local.Active == active {
+	if !s.Pseudowire || s.PW.Local.Active == active {
 		return nil
 	}
-	s.Local.Active = active
+	s.PW.Local.Active = active
 	if t.state != StateEstablished || s.PeerID == 0 {
 		return nil
 	}
@@ -829,5 +902,5 @@ func (t *Tunnel) SetCircuitStatus(now time.Time, id uint32, active bool) error {
 }
 
 // RemoteCircuitKnown reports whether the peer has sent a Circuit Status
-// for the session (then Remote.Active holds it).
-func (s *Session) RemoteCircuitKnown() bool { return s.remoteStatus }
+// for the pseudowire (then PW.Remote.Active holds it).
+func (s *Session) RemoteCircuitKnown() bool { return s.PW != nil && s.PW.remoteStatus }

@@ -86,7 +86,7 @@ type Config struct {
 	// Pseudowires lists the v3 pseudowire types offered; PPP by default.
 	Pseudowires []uint16
 	// Bind, when set, decides on each v3 ICRQ for a pseudowire type other
-	// than PPP once its AVPs are read (Session.RemoteEndID, Remote): it
+	// than PPP once its AVPs are read (Session.PW, never nil there): it
 	// returns what we require of the data we receive and our circuit's
 	// status for the ICRP, or the result to refuse the call with (CDN).
 	Bind func(s *Session) (PWParams, *Result)

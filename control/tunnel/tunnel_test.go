@@ -206,8 +206,11 @@ func TestIncomingCallAndCDN(t *testing.T) {
 			if lns.PeerID != id || l.a.Session(id).PeerID != lns.ID {
 				t.Fatalf("session IDs do not pair: %d/%d %d", lns.PeerID, id, l.a.Session(id).PeerID)
 			}
-			if v == 2 && (string(lns.Proxy.AuthenName) != "user" || lns.Proxy.AuthenID != 7 || lns.Proxy.AuthenType != 3 || len(lns.Proxy.InitialReceivedConfReq) != 4) {
+			if v == 2 && (lns.Proxy == nil || string(lns.Proxy.AuthenName) != "user" || lns.Proxy.AuthenID != 7 || lns.Proxy.AuthenType != 3 || len(lns.Proxy.InitialReceivedConfReq) != 4) {
 				t.Fatalf("proxy AVPs not kept: %+v", lns.Proxy)
+			}
+			if v == 3 && lns.Proxy != nil { // proxy AVPs are v2 only
+				t.Fatalf("v3 call got proxy AVPs: %+v", lns.Proxy)
 			}
 			l.expectEvents(l.a, "session-up")
 			l.expectEvents(l.b, "session-answered", "session-up")
