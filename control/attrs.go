@@ -33,6 +33,18 @@ type netAttrs struct {
 	routes     []aaa.Route  // Framed-Route and Framed-IPv6-Route
 }
 
+// noAttrs stands for a subscriber whose Access-Accept had no network
+// attributes; it is never written.
+var noAttrs netAttrs
+
+// netAttrs returns the subscriber's network attributes, read only.
+func (s *subscriber) netAttrs() *netAttrs {
+	if s.attrs == nil {
+		return &noAttrs
+	}
+	return s.attrs
+}
+
 // acceptAttributes records an Access-Accept's network attributes and
 // puts its name servers into the answer PPP gets, before IPCP starts.
 // Framed-IP-Netmask is not applied: the link is point to point and the
@@ -45,7 +57,10 @@ func (sh *shard) acceptAttributes(sub *subscriber, a *aaa.Attributes, res *ppp.A
 	if len(a.DelegatedIPv6Prefix) > 0 {
 		n.delegated = a.DelegatedIPv6Prefix[0].Masked()
 	}
-	sub.attrs = n
+	sub.attrs = nil
+	if n.dns1.IsValid() || n.dns2.IsValid() || n.framed6.IsValid() || n.delegated.IsValid() || len(n.routes) > 0 {
+		sub.attrs = &n
+	}
 	res.DNS1, res.DNS2 = n.dns1, n.dns2
 	if a.BadRoutes > 0 {
 		sh.counters["radius_routes_refused"] += uint64(a.BadRoutes)
@@ -63,7 +78,7 @@ func (sh *shard) subFields(sub *subscriber, f ...zap.Field) []zap.Field {
 // session's routes, refused when it lies inside the pool without being
 // one of its prefixes (it would cover others').
 func (sh *shard) framedIPv6(sub *subscriber) {
-	p := sub.attrs.framed6
+	p := sub.netAttrs().framed6
 	if sub.ipv6.IsValid() || !p.IsValid() {
 		return
 	}
@@ -96,7 +111,7 @@ func (sh *shard) framedIPv6(sub *subscriber) {
 // session stays up.
 func (sh *shard) addRoutes(sub *subscriber, v6 bool) {
 	var want []netip.Prefix
-	for _, r := range sub.attrs.routes {
+	for _, r := range sub.netAttrs().routes {
 		if r.Prefix.Addr().Is6() != v6 {
 			continue
 		}
@@ -106,8 +121,8 @@ func (sh *shard) addRoutes(sub *subscriber, v6 bool) {
 		}
 		want = append(want, r.Prefix.Masked())
 	}
-	if v6 && sub.attrs.delegated.IsValid() {
-		want = append(want, sub.attrs.delegated)
+	if v6 && sub.netAttrs().delegated.IsValid() {
+		want = append(want, sub.netAttrs().delegated)
 	}
 	rt, _ := sh.srv.dp.(router)
 	for _, p := range want {
@@ -195,7 +210,7 @@ func (sh *shard) reinstallRoutes(sub *subscriber) {
 // delegatedPrefix is the Delegated-IPv6-Prefix routed to the subscriber
 // (zero when none is).
 func (sub *subscriber) delegatedPrefix() netip.Prefix {
-	d := sub.attrs.delegated
+	d := sub.netAttrs().delegated
 	if d.IsValid() && slices.ContainsFunc(sub.routes, func(r sessionRoute) bool { return r.p == d }) {
 		return d
 	}
@@ -213,7 +228,7 @@ func (sub *subscriber) attrInfo(si *SessionInfo) {
 			si.Routes = append(si.Routes, r.p.String())
 		}
 	}
-	for _, a := range []netip.Addr{sub.attrs.dns1, sub.attrs.dns2} {
+	for _, a := range []netip.Addr{sub.netAttrs().dns1, sub.netAttrs().dns2} {
 		if a.IsValid() {
 			si.DNS = append(si.DNS, a.String())
 		}

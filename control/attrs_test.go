@@ -39,7 +39,7 @@ func TestRouteGatewayIsTheSubscriber(t *testing.T) {
 // only while it is routed.
 func TestAttrInfo(t *testing.T) {
 	d := netip.MustParsePrefix("2001:db8:ff00::/56")
-	sub := &subscriber{attrs: netAttrs{delegated: d, dns1: netip.MustParseAddr("198.51.100.53")}}
+	sub := &subscriber{attrs: &netAttrs{delegated: d, dns1: netip.MustParseAddr("198.51.100.53")}}
 	var si SessionInfo
 	sub.attrInfo(&si)
 	if si.DelegatedIPv6Prefix != "" || len(si.Routes) != 0 || len(si.DNS) != 1 {

@@ -241,7 +241,8 @@ func (sh *shard) admit(sub *subscriber, res ppp.AuthResult, framed netip.Addr, n
 		sh.admitLocal(sub, res, framed, now)
 		return
 	}
-	sub.held, sub.framed, sub.tries = res, framed, 0
+	c := sub.claims()
+	c.held, c.framed, c.tries = res, framed, 0
 	sh.claimNext(sub, now)
 }
 
@@ -265,20 +266,20 @@ func (sh *shard) admitLocal(sub *subscriber, res ppp.AuthResult, framed netip.Ad
 		res = ppp.AuthResult{Accept: false, Message: "no address available"}
 		sh.counters["pool_exhausted"]++
 	}
-	sub.eng.AuthResult(now, res, &sub.out)
+	sub.eng.AuthResult(now, res, sh.output(sub))
 }
 
 // claimNext picks the next candidate and asks the store for it.
 func (sh *shard) claimNext(sub *subscriber, now time.Time) {
 	srv := sh.srv
 	srv.foreign.expire(now)
-	if sub.tries >= maxClaimTries {
+	if sub.claims().tries >= maxClaimTries {
 		sh.counters["pool_exhausted"]++
 		sh.deny(sub, now, "no address available")
 		return
 	}
-	sub.tries++
-	a, ok := sh.framedAddress(sub, sub.framed)
+	sub.claims().tries++
+	a, ok := sh.framedAddress(sub, sub.claims().framed)
 	if !ok {
 		sh.counters["pool_exhausted"]++
 		sh.deny(sub, now, "no address available")
@@ -345,10 +346,10 @@ func (sh *shard) onClaim(r claimResult, now time.Time) {
 		}
 		sh.counters["store_outage_admitted"]++
 		sub.reconcile = true
-		res := sub.held
-		if a, ok := sh.framedAddress(sub, sub.framed); ok {
+		res := sub.claims().held
+		if a, ok := sh.framedAddress(sub, sub.claims().framed); ok {
 			res.PeerIPv4 = a
-			sub.eng.AuthResult(now, res, &sub.out)
+			sub.eng.AuthResult(now, res, sh.output(sub))
 		} else {
 			sh.counters["pool_exhausted"]++
 			sh.deny(sub, now, "no address available")
@@ -364,7 +365,7 @@ func (sh *shard) onClaim(r claimResult, now time.Time) {
 			srv.foreign.mark(sub.pool, addr, now)
 		}
 		sub.ipv4 = netip.Addr{}
-		if sub.framed.IsValid() && sub.framed == addr {
+		if sub.claims().framed.IsValid() && sub.claims().framed == addr {
 			sh.deny(sub, now, "address in use")
 			break
 		}
@@ -375,9 +376,9 @@ func (sh *shard) onClaim(r claimResult, now time.Time) {
 		sh.refuse(sub, now, "temporary lack of resources: store error")
 	default:
 		sub.leased = true
-		res := sub.held
+		res := sub.claims().held
 		res.PeerIPv4 = sub.ipv4
-		sub.eng.AuthResult(now, res, &sub.out)
+		sub.eng.AuthResult(now, res, sh.output(sub))
 	}
 	sh.flushPPP(sub, now)
 	if e := sh.tunnels[sub.e.t.ID()]; e == sub.e {
@@ -388,7 +389,7 @@ func (sh *shard) onClaim(r claimResult, now time.Time) {
 // deny fails the authentication with msg (PPP auth failure, then a CDN
 // naming the authentication protocol).
 func (sh *shard) deny(sub *subscriber, now time.Time, msg string) {
-	sub.eng.AuthResult(now, ppp.AuthResult{Message: msg}, &sub.out)
+	sub.eng.AuthResult(now, ppp.AuthResult{Message: msg}, sh.output(sub))
 }
 
 // refuseUser fails the authentication of a user over its session limit.
@@ -413,7 +414,7 @@ func (sh *shard) reconcile(now time.Time) {
 		return
 	}
 	for _, sub := range sh.subs {
-		if !sub.reconcile || sub.reconciling || sub.closing {
+		if !sub.reconcile || (sub.claim != nil && sub.claim.reconciling) || sub.closing {
 			continue
 		}
 		j := claimJob{sh: sh, key: sub.key, sub: sub, user: sub.user, owner: sub.acctID, reconcile: true}
@@ -430,7 +431,7 @@ func (sh *shard) reconcile(now time.Time) {
 		}
 		select {
 		case srv.claims.jobs <- j:
-			sub.reconciling = true
+			sub.claims().reconciling = true
 		default:
 			sh.counters["store_claims_overloaded"]++
 			return
@@ -443,7 +444,7 @@ func (sh *shard) reconcile(now time.Time) {
 // the session that finds its address taken is ended, since both
 // subscribers would otherwise lose traffic to each other.
 func (sh *shard) onReconcile(sub *subscriber, r claimResult, now time.Time) {
-	sub.reconciling = false
+	sub.claims().reconciling = false
 	if r.slot && r.slotOK {
 		sub.slot = true
 	}
@@ -509,11 +510,11 @@ func (sh *shard) leaseIPv6(sub *subscriber, now time.Time) {
 		sub.ipv6, sub.reconcile = pfx, true
 		return
 	}
-	sub.tries6++
+	sub.claims().tries6++
 	j := claimJob{sh: sh, key: sub.key, sub: sub, user: sub.user, owner: sub.acctID, pool6: sub.pool.Name(), prefix: pfx, v6: true}
 	select {
 	case srv.claims.jobs <- j:
-		sub.cand6 = pfx
+		sub.claims().cand6 = pfx
 	default:
 		sub.pool.ReleaseIPv6(pfx)
 		sh.counters["store_claims_overloaded"]++
@@ -523,7 +524,7 @@ func (sh *shard) leaseIPv6(sub *subscriber, now time.Time) {
 // onClaim6 applies the store's answer for a prefix.
 func (sh *shard) onClaim6(sub *subscriber, r claimResult, now time.Time) {
 	srv := sh.srv
-	sub.cand6 = netip.Prefix{}
+	sub.claims().cand6 = netip.Prefix{}
 	switch {
 	case errors.Is(r.err6, store.ErrUnavailable):
 		if srv.outagePolicy() == OutageRefuse {
@@ -536,7 +537,7 @@ func (sh *shard) onClaim6(sub *subscriber, r claimResult, now time.Time) {
 	case errors.Is(r.err6, store.ErrLeased):
 		sh.counters["store_lease_conflicts"]++
 		srv.foreign.mark6(sub.pool, r.prefix, now)
-		if sub.tries6 >= maxClaimTries {
+		if sub.claims().tries6 >= maxClaimTries {
 			sh.counters["pool6_exhausted"]++
 			return
 		}

@@ -369,7 +369,7 @@ func (sh *shard) radiusAuth(sub *subscriber, req *ppp.AuthRequest, now time.Time
 	}
 	if err != nil {
 		sh.counters["radius_refused"]++
-		sub.eng.AuthResult(now, ppp.AuthResult{Message: "authentication unavailable"}, &sub.out)
+		sub.eng.AuthResult(now, ppp.AuthResult{Message: "authentication unavailable"}, sh.output(sub))
 	}
 	return true
 }
@@ -405,7 +405,7 @@ func (sh *shard) onAuthResult(ar authResult, now time.Time) {
 		}
 		return
 	}
-	sub.eng.AuthResult(now, res, &sub.out)
+	sub.eng.AuthResult(now, res, sh.output(sub))
 	sh.flushPPP(sub, now)
 	if e := sh.tunnels[sub.e.t.ID()]; e == sub.e {
 		sh.service(e, now)

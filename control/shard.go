@@ -189,7 +189,8 @@ type shard struct {
 	claimed  chan claimResult // the store's answers (claim.go)
 	timers   timerHeap
 	out      [][]byte
-	spare    ppp.Output // lent to online subscribers (lendOutput)
+	spare    *ppp.Output // lent to online subscribers (lendOutput)
+	ra       []byte      // a router advertisement being sent (sendRA)
 	// batch holds the PPP frames of one timer wake-up while batching,
 	// sent together (one sendmmsg per socket) at its end.
 	batch    *datapath.FrameBatch

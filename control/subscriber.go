@@ -35,22 +35,23 @@ type subscriber struct {
 	sess *tunnel.Session
 	key  datapath.SessionKey
 	eng  *ppp.Session
-	out  ppp.Output
+	// out collects what eng produces; an online subscriber has none
+	// between calls (see lendOutput).
+	out  *ppp.Output
 	pool *pool.Pool
 	user string
 	ipv4 netip.Addr
 	ipv6 netip.Prefix
 	// RADIUS network attributes (attrs.go): what the Access-Accept
-	// asked for, the extra routes installed, and whether ipv6 (a
-	// Framed-IPv6-Prefix outside the pools) has a kernel route.
-	attrs      netAttrs
+	// asked for (nil when nothing), the extra routes installed, and
+	// whether ipv6 (a Framed-IPv6-Prefix outside the pools) has a kernel
+	// route.
+	attrs      *netAttrs
 	routes     []sessionRoute
 	ipv6Kernel bool
 	proxied    bool
 	policy     ppp.Renegotiate
-	localIID   [8]byte
-	ra         []byte
-	raNext     time.Time // next unsolicited RA while IPv6 is up
+	v6         *subIPv6 // from IPv6CP up
 	ipcpUp     bool
 	ipv6Up     bool
 	authProto  ppp.AuthProto
@@ -65,22 +66,53 @@ type subscriber struct {
 	idleRx, idleTx                       uint64
 	cause                                aaa.TerminateCause
 	recorded                             bool // in the store
-	// Admission through a shared store (claim.go): the accepted
-	// authentication held while the store is asked, the RADIUS
-	// Framed-IP-Address, candidates tried, and what the store holds.
-	held                   ppp.AuthResult
-	framed                 netip.Addr
-	tries                  int
-	slot, leased, leased6  bool
-	cand6                  netip.Prefix // the prefix being claimed
-	tries6                 int
-	reconcile, reconciling bool           // admitted during an outage
-	refusal                *tunnel.Result // the CDN when refused for want of resources
+	// Admission through a shared store (claim.go): what the store holds,
+	// and whether this was admitted during an outage; the claims' own
+	// state only while the store is asked.
+	slot, leased, leased6 bool
+	reconcile             bool
+	claim                 *subClaim
+	refusal               *tunnel.Result // the CDN when refused for want of resources
 	// ctlRx and ctlTx count the PPP control frames (not IP) the session
 	// exchanged, so Idle-Timeout can tell traffic from keepalives.
 	ctlRx, ctlTx uint64
 	scheduled    time.Time
 	closing      bool
+}
+
+// subIPv6 is a subscriber's router advertisement state once IPv6CP is
+// up: our interface identifier and the next unsolicited RA.
+type subIPv6 struct {
+	localIID [8]byte
+	raNext   time.Time
+}
+
+// subClaim is a subscriber's admission through a shared store: the
+// accepted authentication held while the store is asked, the RADIUS
+// Framed-IP-Address, the candidates tried and the prefix being claimed.
+type subClaim struct {
+	held        ppp.AuthResult
+	framed      netip.Addr
+	cand6       netip.Prefix
+	tries       int
+	tries6      int
+	reconciling bool
+}
+
+// claims returns the subscriber's claim state, made on first use.
+func (s *subscriber) claims() *subClaim {
+	if s.claim == nil {
+		s.claim = new(subClaim)
+	}
+	return s.claim
+}
+
+// cand6 is the prefix being claimed in the store, if any.
+func (s *subscriber) cand6() netip.Prefix {
+	if s.claim == nil {
+		return netip.Prefix{}
+	}
+	return s.claim.cand6
 }
 
 // pppState names the subscriber's progress for l2tpctl.
@@ -152,7 +184,7 @@ func (sh *shard) preparePPP(e *entry, s *tunnel.Session) *subscriber {
 	if pol.Pool != "" {
 		poolName = pol.Pool
 	}
-	sub := &subscriber{e: e, sess: s, key: key, eng: eng, pool: snap.pools[poolName], policy: renegotiatePolicy(pol.Renegotiate),
+	sub := &subscriber{e: e, sess: s, key: key, eng: eng, out: new(ppp.Output), pool: snap.pools[poolName], policy: renegotiatePolicy(pol.Renegotiate),
 		acctID: srv.newAcctSessionID()}
 	if err := srv.dp.Install(sh.datapathSession(sub)); err != nil {
 		srv.log.Error("datapath install", zap.Error(err), zap.Uint32("session_id", s.ID))
@@ -202,9 +234,9 @@ func (sh *shard) startPPP(e *entry, s *tunnel.Session, now time.Time) {
 		pc := sh.pppConfig()
 		d := ppp.EvaluateProxy(&pc, proxyOf(s), sub.policy)
 		sub.proxied = d.Accept
-		sub.eng.StartProxy(now, d, &sub.out)
+		sub.eng.StartProxy(now, d, sh.output(sub))
 	} else {
-		sub.eng.Start(now, &sub.out)
+		sub.eng.Start(now, sh.output(sub))
 	}
 	sh.flushPPP(sub, now)
 }
@@ -257,7 +289,7 @@ func (sh *shard) frame(key datapath.SessionKey, frame []byte, now time.Time) {
 	}
 	sub.ctlRx++
 	sh.lendOutput(sub)
-	sub.eng.Input(now, frame, &sub.out)
+	sub.eng.Input(now, frame, sh.output(sub))
 	sh.flushPPP(sub, now)
 }
 
@@ -265,9 +297,10 @@ func (sh *shard) frame(key datapath.SessionKey, frame []byte, now time.Time) {
 // reschedules it.
 func (sh *shard) flushPPP(sub *subscriber, now time.Time) {
 	for {
-		for i := 0; i < sub.out.NumFrames(); i++ {
+		out := sh.output(sub)
+		for i := 0; i < out.NumFrames(); i++ {
 			sub.ctlTx++
-			if err := sh.sendFrame(sub.key, sub.out.Frame(i)); err != nil {
+			if err := sh.sendFrame(sub.key, out.Frame(i)); err != nil {
 				sh.counters["ppp_send_errors"]++
 			}
 		}
@@ -275,22 +308,22 @@ func (sh *shard) flushPPP(sub *subscriber, now time.Time) {
 		// to the TUN: answer Router Solicitations. Other IP that reached
 		// the engine before the datapath had the session's address is
 		// dropped: the window is one round trip.
-		for _, d := range sub.out.Data {
+		for _, d := range out.Data {
 			if d.Protocol == ppp.ProtoIPv6 && isRouterSolicit(d.Packet) {
 				sh.sendRA(sub, now)
 				continue
 			}
 			sh.counters["ppp_early_ip_dropped"]++
 		}
-		events := append([]ppp.Event(nil), sub.out.Events...)
-		sub.out.Reset()
+		events := append([]ppp.Event(nil), out.Events...)
+		out.Reset()
 		if len(events) == 0 {
 			break
 		}
 		for _, ev := range events {
 			sh.pppEvent(sub, ev, now)
 		}
-		if sub.out.NumFrames() == 0 && len(sub.out.Events) == 0 {
+		if out = sh.output(sub); out.NumFrames() == 0 && len(out.Events) == 0 {
 			break
 		}
 	}
@@ -308,17 +341,26 @@ func (sh *shard) flushPPP(sub *subscriber, now time.Time) {
 // buffers instead of each keeping what its negotiation grew. Nested
 // use (acting on one subscriber's event touches another) only costs
 // the inner one fresh buffers.
-func (sh *shard) lendOutput(sub *subscriber) {
-	o := &sub.out
-	if (sub.ipcpUp || sub.ipv6Up) && o.NumFrames() == 0 && len(o.Events) == 0 && len(o.Data) == 0 {
-		sub.out, sh.spare = sh.spare, ppp.Output{}
+func (sh *shard) lendOutput(sub *subscriber) { sh.output(sub) }
+
+// output is the subscriber's Output, lent from the shard's spare (or a
+// new one) when it has none.
+func (sh *shard) output(sub *subscriber) *ppp.Output {
+	if sub.out == nil {
+		if sub.out, sh.spare = sh.spare, nil; sub.out == nil {
+			sub.out = new(ppp.Output)
+		}
 	}
+	return sub.out
 }
 
 func (sh *shard) returnOutput(sub *subscriber) {
-	if sub.ipcpUp || sub.ipv6Up {
+	if (sub.ipcpUp || sub.ipv6Up) && sub.out != nil {
 		sub.out.Reset()
-		sh.spare, sub.out = sub.out, ppp.Output{}
+		if sh.spare == nil {
+			sh.spare = sub.out
+		}
+		sub.out = nil
 	}
 }
 
@@ -331,8 +373,8 @@ func (sh *shard) schedule(sub *subscriber) {
 			d, ok = t, true
 		}
 	}
-	if sub.ipv6Up && !sub.raNext.IsZero() && (!ok || sub.raNext.Before(d)) {
-		d, ok = sub.raNext, true
+	if sub.ipv6Up && sub.v6 != nil && !sub.v6.raNext.IsZero() && (!ok || sub.v6.raNext.Before(d)) {
+		d, ok = sub.v6.raNext, true
 	}
 	if ok && (sub.ipcpUp || sub.ipv6Up) {
 		// Online, what is left is keepalive and housekeeping: share the
@@ -384,7 +426,7 @@ func (sh *shard) pppEvent(sub *subscriber, ev ppp.Event, now time.Time) {
 		}
 		sh.counters["auth_rejected"]++
 		log.Info("authentication rejected", append(fields, zap.String("user", ev.Auth.User), zap.String("protocol", ev.Auth.Protocol.String()))...)
-		sub.eng.AuthResult(now, res, &sub.out)
+		sub.eng.AuthResult(now, res, sh.output(sub))
 	case ppp.EventAuthenticated:
 		sh.counters["auth_accepted"]++
 		log.Info("subscriber authenticated", append(fields, zap.String("user", sub.user), zap.Bool("proxy", sub.proxied))...)
@@ -392,10 +434,10 @@ func (sh *shard) pppEvent(sub *subscriber, ev ppp.Event, now time.Time) {
 		if ev.Network.Protocol == ppp.ProtoIPCP {
 			sub.ipv4, sub.ipcpUp = ev.Network.PeerIPv4, true
 		} else if ev.Network.Protocol == ppp.ProtoIPv6CP {
-			sub.localIID, sub.ipv6Up = ev.Network.LocalIID, true
-			if sub.attrs.framed6.IsValid() {
+			sub.v6, sub.ipv6Up = &subIPv6{localIID: ev.Network.LocalIID}, true
+			if sub.netAttrs().framed6.IsValid() {
 				sh.framedIPv6(sub)
-			} else if _, bits := sub.poolIPv6(); bits > 0 && !sub.ipv6.IsValid() && !sub.cand6.IsValid() {
+			} else if _, bits := sub.poolIPv6(); bits > 0 && !sub.ipv6.IsValid() && !sub.cand6().IsValid() {
 				sh.leaseIPv6(sub, now)
 			}
 		}
@@ -481,7 +523,7 @@ func (sh *shard) stopPPP(key datapath.SessionKey) {
 			sh.counters["store_errors"]++
 		}
 	}
-	for _, p := range []netip.Prefix{sub.ipv6, sub.cand6} {
+	for _, p := range []netip.Prefix{sub.ipv6, sub.cand6()} {
 		if p.IsValid() && sub.pool != nil {
 			sub.pool.ReleaseIPv6(p)
 		}
@@ -490,7 +532,7 @@ func (sh *shard) stopPPP(key datapath.SessionKey) {
 
 // tickPPP runs a subscriber's PPP timers.
 func (sh *shard) tickPPP(sub *subscriber, now time.Time) {
-	if sub.ipv6Up && !sub.raNext.IsZero() && !now.Before(sub.raNext) {
+	if sub.ipv6Up && sub.v6 != nil && !sub.v6.raNext.IsZero() && !now.Before(sub.v6.raNext) {
 		sh.sendRA(sub, now)
 	}
 	sh.subscriberTimers(sub, now)
@@ -498,7 +540,7 @@ func (sh *shard) tickPPP(sub *subscriber, now time.Time) {
 		return // disconnected
 	}
 	sh.lendOutput(sub)
-	sub.eng.Tick(now, &sub.out)
+	sub.eng.Tick(now, sh.output(sub))
 	sh.flushPPP(sub, now)
 }
 
@@ -552,18 +594,18 @@ const raInterval = 600 * time.Second
 
 // sendRA advertises the subscriber's prefix over its PPP link.
 func (sh *shard) sendRA(sub *subscriber, now time.Time) {
-	if !sub.ipv6.IsValid() {
+	if !sub.ipv6.IsValid() || sub.v6 == nil {
 		return
 	}
-	sub.raNext = now.Add(raInterval)
+	sub.v6.raNext = now.Add(raInterval)
 	// The link MTU is what we accept: our MRU.
 	mtu := int(sh.srv.config().PPP.MRU)
 	if mtu == 0 {
 		mtu = 1500
 	}
-	sub.ra = appendRA(sub.ra[:0], sub.localIID, sub.ipv6, mtu)
+	sh.ra = appendRA(sh.ra[:0], sub.v6.localIID, sub.ipv6, mtu)
 	sub.ctlTx++
-	if err := sh.sendFrame(sub.key, sub.ra); err != nil {
+	if err := sh.sendFrame(sub.key, sh.ra); err != nil {
 		sh.counters["ppp_send_errors"]++
 		return
 	}
@@ -590,11 +632,12 @@ func (sh *shard) clearSession(e *entry, id uint32, result uint16, now time.Time)
 		if sub.cause == 0 {
 			sub.cause = aaa.CauseAdminReset
 		}
-		sub.eng.Close(now, &sub.out)
-		for i := 0; i < sub.out.NumFrames(); i++ {
-			_ = sh.srv.dp.SendFrame(sub.key, sub.out.Frame(i))
+		out := sh.output(sub)
+		sub.eng.Close(now, out)
+		for i := 0; i < out.NumFrames(); i++ {
+			_ = sh.srv.dp.SendFrame(sub.key, out.Frame(i))
 		}
-		sub.out.Reset()
+		out.Reset()
 	}
 	res, cause := cdnFor(ppp.ReasonAdminClose, ppp.AuthNone)
 	res.Message = "cleared by administrator"
