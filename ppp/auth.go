@@ -31,29 +31,22 @@ const (
 	authFailed
 )
 
-// auth is the authentication phase of one Session, either end.
+// auth is the authentication phase of one Session, either end. The
+// client's own state is in Session.client.
 type auth struct {
-	s     *Session
-	proto AuthProto
-	state authState
-
-	timerOn  bool
+	s        *Session
 	deadline time.Time
-	retries  int
 
-	id        uint8
-	challenge [mschap.ChallengeSize]byte
-
-	// server: last answer, repeated for retransmitted credentials.
+	// server: last answer, repeated for retransmitted credentials;
+	// answerCode 0 means none was sent yet.
+	answer     string
+	retries    int32
 	answerCode uint8
-	answer     []byte
-
-	// client: last response, repeated for a retransmitted challenge.
-	respID        uint8
-	gotChallenge  []byte
-	resp          []byte
-	peerChallenge [16]byte
-	ntResponse    [24]byte
+	proto      AuthProto
+	state      authState
+	timerOn    bool
+	id         uint8
+	challenge  [mschap.ChallengeSize]byte
 }
 
 func (a *auth) reset() {
@@ -80,24 +73,23 @@ func (a *auth) startServer(now time.Time, p AuthProto) {
 	a.state = authWait
 	if p == AuthPAP {
 		// RFC 1334 §2.1: the peer sends first; bound the wait.
-		a.arm(now, a.s.cfg.AuthTimeout)
+		a.arm(now, a.s.cfg.authTimeout)
 		return
 	}
 	a.s.randBytes(a.challenge[:])
 	a.id = a.s.randByte()
-	a.retries = a.s.cfg.Timers.MaxConfigure
+	a.retries = a.s.cfg.timers.maxConfigure
 	a.sendChallenge(now)
 }
 
 func (a *auth) sendChallenge(now time.Time) {
-	b := a.s.scratch[:0]
+	b := a.s.link.begin(ProtoCHAP, chapChallenge, a.id)
 	b = append(b, byte(len(a.challenge)))
 	b = append(b, a.challenge[:]...)
-	b = append(b, a.s.cfg.Name...)
-	a.s.scratch = b
-	a.s.link.send(ProtoCHAP, chapChallenge, a.id, b)
+	b = append(b, a.s.cfg.name...)
+	a.s.link.finish(ProtoCHAP, b)
 	a.retries--
-	a.arm(now, a.s.cfg.Timers.Restart)
+	a.arm(now, a.s.cfg.timers.restart)
 }
 
 // startClient begins the peer side once LCP is opened.
@@ -106,24 +98,23 @@ func (a *auth) startClient(now time.Time, p AuthProto) {
 	a.state = authWait
 	if p == AuthPAP {
 		a.id = a.s.randByte()
-		a.retries = a.s.cfg.Timers.MaxConfigure
+		a.retries = a.s.cfg.timers.maxConfigure
 		a.sendPAPRequest(now)
 		return
 	}
-	a.arm(now, a.s.cfg.AuthTimeout)
+	a.arm(now, a.s.cfg.authTimeout)
 }
 
 func (a *auth) sendPAPRequest(now time.Time) {
-	cfg := &a.s.cfg
-	b := a.s.scratch[:0]
-	b = append(b, byte(len(cfg.User)))
-	b = append(b, cfg.User...)
-	b = append(b, byte(len(cfg.Password)))
-	b = append(b, cfg.Password...)
-	a.s.scratch = b
-	a.s.link.send(ProtoPAP, papRequest, a.id, b)
+	c := a.s.client
+	b := a.s.link.begin(ProtoPAP, papRequest, a.id)
+	b = append(b, byte(len(c.user)))
+	b = append(b, c.user...)
+	b = append(b, byte(len(c.password)))
+	b = append(b, c.password...)
+	a.s.link.finish(ProtoPAP, b)
 	a.retries--
-	a.arm(now, cfg.Timers.Restart)
+	a.arm(now, a.s.cfg.timers.restart)
 }
 
 func (a *auth) tick(now time.Time) {
@@ -134,7 +125,7 @@ func (a *auth) tick(now time.Time) {
 	if a.state != authWait {
 		return
 	}
-	server := a.s.cfg.Role == RoleServer
+	server := a.s.cfg.role == RoleServer
 	switch {
 	case server && a.proto != AuthPAP && a.retries > 0:
 		a.sendChallenge(now)
@@ -151,7 +142,7 @@ func (a *auth) input(now time.Time, proto Protocol, p Packet) {
 	if a.state == authIdle || proto != a.wire() {
 		return
 	}
-	if a.s.cfg.Role == RoleServer {
+	if a.s.cfg.role == RoleServer {
 		a.serverInput(now, p)
 	} else {
 		a.clientInput(now, p)
@@ -213,12 +204,17 @@ func (a *auth) repeat(id uint8) bool {
 	case authPending:
 		return id == a.id
 	case authDone, authFailed:
-		if id == a.id && a.answer != nil {
-			a.s.link.send(a.wire(), a.answerCode, id, a.answer)
+		if id == a.id && a.answerCode != 0 {
+			a.sendAnswer()
 		}
 		return true
 	}
 	return false
+}
+
+func (a *auth) sendAnswer() {
+	b := a.s.link.begin(a.wire(), a.answerCode, a.id)
+	a.s.link.finish(a.wire(), append(b, a.answer...))
 }
 
 // result applies the owner's decision.
@@ -240,29 +236,24 @@ func (a *auth) result(now time.Time, r AuthResult) {
 		if len(msg) > 255 {
 			msg = msg[:255]
 		}
-		a.answer = append(append(a.answer[:0], byte(len(msg))), msg...)
+		a.answer = string(append([]byte{byte(len(msg))}, msg...))
 	case AuthCHAPMD5:
 		a.answerCode = chapFailure
 		if r.Accept {
 			a.answerCode = chapSuccess
 		}
-		a.answer = append(a.answer[:0], msg...)
+		a.answer = strings.Clone(msg) // not the owner's backing array
 	case AuthMSCHAPv2:
-		var b []byte
 		if r.Accept {
 			a.answerCode = chapSuccess
-			b = append(a.answer[:0], r.AuthenticatorResponse...)
-			b = append(b, " M="...)
+			a.answer = r.AuthenticatorResponse + " M=" + msg
 		} else {
 			// RFC 2759 §6: E=691 authentication failure, no retry.
 			a.answerCode = chapFailure
-			b = append(a.answer[:0], "E=691 R=0 C="...)
-			b = hex.AppendEncode(b, a.challenge[:])
-			b = append(b, " V=3 M="...)
+			a.answer = "E=691 R=0 C=" + hex.EncodeToString(a.challenge[:]) + " V=3 M=" + msg
 		}
-		a.answer = append(b, msg...)
 	}
-	a.s.link.send(a.wire(), a.answerCode, a.id, a.answer)
+	a.sendAnswer()
 	if r.Accept {
 		a.state = authDone
 		a.s.authDone(now, r)
@@ -273,7 +264,7 @@ func (a *auth) result(now time.Time, r AuthResult) {
 }
 
 func (a *auth) clientInput(now time.Time, p Packet) {
-	cfg := &a.s.cfg
+	c := a.s.client
 	if a.proto == AuthPAP {
 		if a.state != authWait || p.ID != a.id || (p.Code != papAck && p.Code != papNak) {
 			return
@@ -288,48 +279,48 @@ func (a *auth) clientInput(now time.Time, p Packet) {
 		if !ok || a.state == authDone || a.state == authFailed {
 			return
 		}
-		if a.resp != nil && p.ID == a.respID && bytes.Equal(value, a.gotChallenge) {
-			a.s.link.send(ProtoCHAP, chapResponse, p.ID, a.resp)
+		if c.resp != nil && p.ID == c.respID && bytes.Equal(value, c.gotChallenge) {
+			a.s.link.send(ProtoCHAP, chapResponse, p.ID, c.resp)
 			return
 		}
 		if len(value) == 0 || (a.proto == AuthMSCHAPv2 && len(value) != mschap.ChallengeSize) {
 			return
 		}
-		a.gotChallenge = append(a.gotChallenge[:0], value...)
+		c.gotChallenge = append(c.gotChallenge[:0], value...)
 		copy(a.challenge[:], value)
-		a.respID = p.ID
-		b := a.resp[:0]
+		c.respID = p.ID
+		b := c.resp[:0]
 		switch a.proto {
 		case AuthCHAPMD5:
 			// RFC 1994 §4.1: MD5(Identifier || secret || Challenge).
 			h := md5.New()
 			h.Write([]byte{p.ID})
-			h.Write([]byte(cfg.Password))
+			h.Write([]byte(c.password))
 			h.Write(value)
 			b = append(b, md5.Size)
 			b = h.Sum(b)
 		case AuthMSCHAPv2:
-			a.s.randBytes(a.peerChallenge[:])
-			a.ntResponse = mschap.GenerateNTResponse(&a.challenge, &a.peerChallenge, cfg.User, cfg.Password)
+			a.s.randBytes(c.peerChallenge[:])
+			c.ntResponse = mschap.GenerateNTResponse(&a.challenge, &c.peerChallenge, c.user, c.password)
 			b = append(b, mschap.ResponseValueSize)
-			b = append(b, a.peerChallenge[:]...)
+			b = append(b, c.peerChallenge[:]...)
 			b = append(b, make([]byte, 8)...)
-			b = append(b, a.ntResponse[:]...)
+			b = append(b, c.ntResponse[:]...)
 			b = append(b, 0)
 		}
-		b = append(b, cfg.User...)
-		a.resp = b
-		a.s.link.send(ProtoCHAP, chapResponse, p.ID, a.resp)
-		a.arm(now, cfg.AuthTimeout)
+		b = append(b, c.user...)
+		c.resp = b
+		a.s.link.send(ProtoCHAP, chapResponse, p.ID, c.resp)
+		a.arm(now, a.s.cfg.authTimeout)
 	case chapSuccess, chapFailure:
-		if a.state != authWait || a.resp == nil || p.ID != a.respID {
+		if a.state != authWait || c.resp == nil || p.ID != c.respID {
 			return
 		}
 		msg := string(p.Data)
 		ok := p.Code == chapSuccess
 		if ok && a.proto == AuthMSCHAPv2 {
 			// RFC 2759 §5: the authenticator proves it knows the password.
-			ok = mschap.CheckAuthenticatorResponse(cfg.Password, &a.ntResponse, &a.peerChallenge, &a.challenge, cfg.User, msg)
+			ok = mschap.CheckAuthenticatorResponse(c.password, &c.ntResponse, &c.peerChallenge, &a.challenge, c.user, msg)
 			if i := strings.Index(msg, "M="); i >= 0 {
 				msg = msg[i+2:]
 			}

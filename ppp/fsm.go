@@ -2,6 +2,7 @@ package ppp
 
 import (
 	"bytes"
+	"math"
 	"time"
 )
 
@@ -87,6 +88,26 @@ func (t Timers) withDefaults() Timers {
 	return t
 }
 
+// timers are the Timers a Session keeps: defaults applied, counters in
+// 32 bits. A counter above 2^31-1 would outlast any link, so clamping
+// it changes nothing a peer could see.
+type timers struct {
+	restart                                time.Duration
+	maxTerminate, maxConfigure, maxFailure int32
+}
+
+func (t Timers) compact() timers {
+	t = t.withDefaults()
+	return timers{restart: t.Restart, maxTerminate: clamp32(t.MaxTerminate), maxConfigure: clamp32(t.MaxConfigure), maxFailure: clamp32(t.MaxFailure)}
+}
+
+func clamp32(v int) int32 {
+	if v > math.MaxInt32 {
+		return math.MaxInt32
+	}
+	return int32(v)
+}
+
 // layer is what a protocol (LCP, IPCP, IPv6CP) plugs into the automaton:
 // its options and the this-layer actions of RFC 1661 §4.4.
 type layer interface {
@@ -111,33 +132,38 @@ type layer interface {
 	extraCode(now time.Time, p Packet) bool
 }
 
+// maxRequest is the longest Configure-Request option list the engine
+// sends: IPCP's IP-Address and two name servers (3 x 6 octets); LCP's
+// MRU, Authentication-Protocol and Magic-Number take 15.
+const maxRequest = 18
+
 // fsm is the option negotiation automaton of RFC 1661 §4, shared by LCP
 // and the NCPs. It never reads the clock: the restart timer is a deadline
-// the owner checks with tick.
+// the owner checks with tick. It lives inside its Session, which one
+// hundred thousand subscribers multiply: fields are packed.
 type fsm struct {
-	proto Protocol
-	l     layer
-	out   *link
-	t     Timers
+	l   layer
+	out *link
+	t   *timers
 
-	state    State
-	restart  int       // restart counter
-	timerOn  bool      // restart timer running
 	deadline time.Time // restart timer expiry
-	failures int       // Configure-Naks sent since the last Ack sent
+	restart  int32     // restart counter
+	failures int32     // Configure-Naks sent since the last Ack sent
+	proto    Protocol
+	state    State
+	timerOn  bool // restart timer running
 	nextID   uint8
-	reqID    uint8  // identifier of our last Configure-Request
-	req      []byte // options of our last Configure-Request
-	reply    []byte // scratch for the reply to a Configure-Request
+	reqID    uint8 // identifier of our last Configure-Request
 	replyID  uint8
 	code     uint8 // code of the prepared reply
-	rejCode  Packet
+	reqLen   uint8
+	// req holds the options of our last Configure-Request, which an
+	// Ack must repeat (RFC 1661 §5.2).
+	req [maxRequest]byte
 }
 
-func newFSM(proto Protocol, l layer, out *link, t Timers) *fsm {
-	// req and reply grow on first use: an NCP that is never negotiated
-	// (IPv6CP on an IPv4-only link) costs no buffers.
-	return &fsm{proto: proto, l: l, out: out, t: t.withDefaults()}
+func (f *fsm) init(proto Protocol, l layer, out *link, t *timers) {
+	*f = fsm{proto: proto, l: l, out: out, t: t}
 }
 
 // Deadline returns the restart timer's expiry.
@@ -148,25 +174,30 @@ func (f *fsm) setState(s State) { f.state = s }
 // irc initializes the restart counter for Configure or Terminate.
 func (f *fsm) irc(terminate bool) {
 	if terminate {
-		f.restart = f.t.MaxTerminate
+		f.restart = f.t.maxTerminate
 	} else {
-		f.restart = f.t.MaxConfigure
+		f.restart = f.t.maxConfigure
 		f.failures = 0
 	}
 }
 
 func (f *fsm) startTimer(now time.Time) {
 	f.timerOn = true
-	f.deadline = now.Add(f.t.Restart)
+	f.deadline = now.Add(f.t.restart)
 }
+
+// request returns the options of our last Configure-Request.
+func (f *fsm) request() []byte { return f.req[:f.reqLen] }
 
 func (f *fsm) stopTimer() { f.timerOn = false }
 
 func (f *fsm) scr(now time.Time) {
 	f.nextID++
 	f.reqID = f.nextID
-	f.req = f.l.appendRequest(f.req[:0])
-	f.out.send(f.proto, CodeConfigureRequest, f.reqID, f.req)
+	// The layers never ask for more than maxRequest octets (a test
+	// checks each one's longest request), so this appends in place.
+	f.reqLen = uint8(copy(f.req[:], f.l.appendRequest(f.req[:0])))
+	f.out.send(f.proto, CodeConfigureRequest, f.reqID, f.request())
 	f.restart--
 	f.startTimer(now)
 }
@@ -178,16 +209,16 @@ func (f *fsm) str(now time.Time) {
 	f.startTimer(now)
 }
 
-func (f *fsm) sca() {
+func (f *fsm) sca(reply []byte) {
 	f.failures = 0
-	f.out.send(f.proto, CodeConfigureAck, f.replyID, f.reply)
+	f.out.send(f.proto, CodeConfigureAck, f.replyID, reply)
 }
 
-func (f *fsm) scn() {
+func (f *fsm) scn(reply []byte) {
 	if f.code == CodeConfigureNak {
 		f.failures++
 	}
-	f.out.send(f.proto, f.code, f.replyID, f.reply)
+	f.out.send(f.proto, f.code, f.replyID, reply)
 }
 
 func (f *fsm) sta(id uint8) { f.out.send(f.proto, CodeTerminateAck, id, nil) }
@@ -235,14 +266,19 @@ func (f *fsm) input(now time.Time, p Packet, raw []byte) {
 			return
 		}
 		f.replyID = p.ID
-		f.code, f.reply = f.l.checkRequest(p.Data, f.reply[:0], f.failures < f.t.MaxFailure)
+		// The reply is built in a buffer borrowed for this call: it is
+		// sent (copied into the Output) by the transition or not at all.
+		buf := getScratch()
+		var reply []byte
+		f.code, reply = f.l.checkRequest(p.Data, *buf, f.failures < f.t.maxFailure)
 		if f.code == CodeConfigureAck {
-			f.event(now, EvRCRPlus, p.ID, nil)
+			f.event(now, EvRCRPlus, p.ID, reply)
 		} else {
-			f.event(now, EvRCRMinus, p.ID, nil)
+			f.event(now, EvRCRMinus, p.ID, reply)
 		}
+		putScratch(buf, reply)
 	case CodeConfigureAck:
-		if p.ID != f.reqID || !bytes.Equal(p.Data, f.req) {
+		if p.ID != f.reqID || !bytes.Equal(p.Data, f.request()) {
 			return // RFC 1661 §5.2: invalid Acks are silently discarded
 		}
 		f.event(now, EvRCA, p.ID, nil)
@@ -284,8 +320,9 @@ func (f *fsm) input(now time.Time, p Packet, raw []byte) {
 	}
 }
 
-// event runs one transition of the RFC 1661 §4.1 state table.
-func (f *fsm) event(now time.Time, ev FSMEvent, id uint8, raw []byte) {
+// event runs one transition of the RFC 1661 §4.1 state table. data is
+// the reply options for RCR+ and RCR-, the received packet for RUC.
+func (f *fsm) event(now time.Time, ev FSMEvent, id uint8, data []byte) {
 	s := f.state
 	switch ev {
 	case EvUp:
@@ -371,20 +408,20 @@ func (f *fsm) event(now time.Time, ev FSMEvent, id uint8, raw []byte) {
 		case StateStopped:
 			f.irc(false)
 			f.scr(now)
-			f.sca()
+			f.sca(data)
 			f.setState(StateAckSent)
 		case StateReqSent, StateAckSent:
-			f.sca()
+			f.sca(data)
 			f.setState(StateAckSent)
 		case StateAckRcvd:
-			f.sca()
+			f.sca(data)
 			f.stopTimer()
 			f.setState(StateOpened)
 			f.tlu(now)
 		case StateOpened:
 			f.tld(now)
 			f.scr(now)
-			f.sca()
+			f.sca(data)
 			f.setState(StateAckSent)
 		}
 	case EvRCRMinus:
@@ -394,17 +431,17 @@ func (f *fsm) event(now time.Time, ev FSMEvent, id uint8, raw []byte) {
 		case StateStopped:
 			f.irc(false)
 			f.scr(now)
-			f.scn()
+			f.scn(data)
 			f.setState(StateReqSent)
 		case StateReqSent, StateAckSent:
-			f.scn()
+			f.scn(data)
 			f.setState(StateReqSent)
 		case StateAckRcvd:
-			f.scn()
+			f.scn(data)
 		case StateOpened:
 			f.tld(now)
 			f.scr(now)
-			f.scn()
+			f.scn(data)
 			f.setState(StateReqSent)
 		}
 	case EvRCA:
@@ -413,14 +450,14 @@ func (f *fsm) event(now time.Time, ev FSMEvent, id uint8, raw []byte) {
 			f.sta(id)
 		case StateReqSent:
 			f.irc(false)
-			f.l.gotAck(f.req)
+			f.l.gotAck(f.request())
 			f.setState(StateAckRcvd)
 		case StateAckRcvd:
 			f.scr(now) // crossed connection (6x)
 			f.setState(StateReqSent)
 		case StateAckSent:
 			f.irc(false)
-			f.l.gotAck(f.req)
+			f.l.gotAck(f.request())
 			f.stopTimer()
 			f.setState(StateOpened)
 			f.tlu(now)
@@ -484,7 +521,7 @@ func (f *fsm) event(now time.Time, ev FSMEvent, id uint8, raw []byte) {
 	case EvRUC:
 		switch s {
 		case StateClosed, StateStopped, StateClosing, StateStopping, StateReqSent, StateAckRcvd, StateAckSent, StateOpened:
-			f.scj(raw)
+			f.scj(data)
 		}
 	case EvRXJPlus:
 		if s == StateAckRcvd {

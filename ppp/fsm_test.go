@@ -114,6 +114,14 @@ func flushSends(out *Output, actions *[]string) {
 
 func itoaState(s State) string { return string(rune('0' + s)) }
 
+// newFSM returns an automaton on its own, outside a Session.
+func newFSM(proto Protocol, l layer, out *link, t Timers) *fsm {
+	ts := t.compact()
+	f := &fsm{}
+	f.init(proto, l, out, &ts)
+	return f
+}
+
 // RFC 1661 §4.6: the restart timer runs with every Configure-Request;
 // after Max-Configure requests without answer TO- ends in Stopped with
 // This-Layer-Finished.

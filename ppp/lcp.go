@@ -21,43 +21,44 @@ const chapAlgMD5, chapAlgMSCHAPv2 = 5, 0x81
 
 // lcp is the Link Control Protocol layer of one Session.
 type lcp struct {
+	f fsm
 	s *Session
-	f *fsm
+
+	echoDeadline time.Time
+	authIdx      int // index in cfg.auth of the protocol we ask for (server)
 
 	// Our request.
-	mru       uint16 // 0: not requested
-	magic     uint32
-	sendMagic bool
-	authIdx   int // index in cfg.Auth of the protocol we ask for (server)
-	sendAuth  bool
+	magic uint32
+	mru   uint16 // 0: not requested
 
 	// What the peer asked of us and we acknowledged.
 	peerMRU   uint16
 	peerMagic uint32
+
+	loops       int32 // Magic-Number collisions seen (RFC 1661 §6.4)
+	echoPending int32
+
+	sendMagic bool
+	sendAuth  bool
 	peerACFC  bool
 	peerPFC   bool
 	peerAuth  AuthProto // client: protocol the server wants
-
 	// Negotiated outcome of our request.
 	ourAuth AuthProto // server: protocol the peer agreed to
 
-	loops int // Magic-Number collisions seen (RFC 1661 §6.4)
-
-	echoOn       bool
-	echoDeadline time.Time
-	echoPending  int
-	echoID       uint8
+	echoOn bool
+	echoID uint8
 }
 
 func (l *lcp) reset() {
 	cfg := &l.s.cfg
 	l.mru = 0
-	if cfg.MRU != 0 && cfg.MRU != 1500 {
-		l.mru = cfg.MRU
+	if cfg.mru != 0 && cfg.mru != 1500 {
+		l.mru = cfg.mru
 	}
 	l.sendMagic = true
 	l.magic = l.s.randMagic()
-	l.sendAuth = cfg.Role == RoleServer && len(cfg.Auth) > 0
+	l.sendAuth = cfg.role == RoleServer && len(cfg.auth) > 0
 	l.authIdx = 0
 	l.ourAuth = AuthNone
 }
@@ -101,7 +102,7 @@ func (l *lcp) appendRequest(b []byte) []byte {
 		b = appendOption16(b, lcpOptMRU, l.mru)
 	}
 	if l.sendAuth {
-		b = appendAuthOption(b, l.s.cfg.Auth[l.authIdx])
+		b = appendAuthOption(b, l.s.cfg.auth[l.authIdx])
 	}
 	if l.sendMagic {
 		b = appendOption32(b, lcpOptMagic, l.magic)
@@ -185,11 +186,11 @@ func (l *lcp) checkRequest(opts, reply []byte, nakAllowed bool) (uint8, []byte) 
 				return vRej, nak
 			}
 			v := binary.BigEndian.Uint16(o.Value)
-			if v < cfg.MinMRU {
-				return vNak, appendOption16(nak, lcpOptMRU, cfg.MinMRU)
+			if v < cfg.minMRU {
+				return vNak, appendOption16(nak, lcpOptMRU, cfg.minMRU)
 			}
-			if v > cfg.MaxMRU {
-				return vNak, appendOption16(nak, lcpOptMRU, cfg.MaxMRU)
+			if v > cfg.maxMRU {
+				return vNak, appendOption16(nak, lcpOptMRU, cfg.maxMRU)
 			}
 			l.peerMRU = v
 			return vAck, nak
@@ -201,7 +202,7 @@ func (l *lcp) checkRequest(opts, reply []byte, nakAllowed bool) (uint8, []byte) 
 			}
 			return vAck, nak
 		case lcpOptAuth:
-			if cfg.Role == RoleServer {
+			if cfg.role == RoleServer {
 				// The LNS does not authenticate itself to subscribers.
 				return vRej, nak
 			}
@@ -210,7 +211,7 @@ func (l *lcp) checkRequest(opts, reply []byte, nakAllowed bool) (uint8, []byte) 
 				l.peerAuth = a
 				return vAck, nak
 			}
-			return vNak, appendAuthOption(nak, cfg.Auth[0])
+			return vNak, appendAuthOption(nak, cfg.auth[0])
 		case lcpOptMagic:
 			if len(o.Value) != 4 {
 				return vRej, nak
@@ -244,7 +245,7 @@ func (l *lcp) checkRequest(opts, reply []byte, nakAllowed bool) (uint8, []byte) 
 
 func (l *lcp) gotAck(opts []byte) {
 	if l.sendAuth {
-		l.ourAuth = l.s.cfg.Auth[l.authIdx]
+		l.ourAuth = l.s.cfg.auth[l.authIdx]
 	} else {
 		l.ourAuth = AuthNone
 	}
@@ -261,7 +262,7 @@ func (l *lcp) gotNak(opts []byte) bool {
 				return false
 			}
 			v := binary.BigEndian.Uint16(o.Value)
-			if v >= cfg.MinMRU && v <= cfg.MaxMRU {
+			if v >= cfg.minMRU && v <= cfg.maxMRU {
 				l.mru = v
 				if v == 1500 {
 					l.mru = 0
@@ -275,7 +276,7 @@ func (l *lcp) gotNak(opts []byte) bool {
 			// take it if we allow it, else offer our next preference.
 			want := parseAuthOption(o.Value)
 			next := -1
-			for i, a := range cfg.Auth {
+			for i, a := range cfg.auth {
 				if a == want && want != AuthNone {
 					next = i
 					break
@@ -284,7 +285,7 @@ func (l *lcp) gotNak(opts []byte) bool {
 			if next < 0 {
 				next = l.authIdx + 1
 			}
-			if next >= len(cfg.Auth) {
+			if next >= len(cfg.auth) {
 				l.s.fail(ReasonNoAuthProtocol)
 				continue
 			}
@@ -346,15 +347,13 @@ func (l *lcp) extraCode(now time.Time, p Packet) bool {
 		if m := binary.BigEndian.Uint32(p.Data); l.sendMagic && m != 0 && m == l.magic {
 			l.loops++
 		}
-		data := l.s.scratch[:0]
-		data = binary.BigEndian.AppendUint32(data, l.ourMagic())
 		rest := p.Data[4:]
 		if max := l.s.link.maxInfo() - 8; len(rest) > max {
 			rest = rest[:max]
 		}
-		data = append(data, rest...)
-		l.s.scratch = data
-		l.s.link.send(ProtoLCP, CodeEchoReply, p.ID, data)
+		b := l.s.link.begin(ProtoLCP, CodeEchoReply, p.ID)
+		b = binary.BigEndian.AppendUint32(b, l.ourMagic())
+		l.s.link.finish(ProtoLCP, append(b, rest...))
 	case CodeEchoReply:
 		if opened && p.ID == l.echoID {
 			l.echoPending = 0
@@ -376,9 +375,9 @@ func (l *lcp) ourMagic() uint32 {
 
 func (l *lcp) startEcho(now time.Time) {
 	cfg := &l.s.cfg
-	l.echoOn = cfg.EchoInterval > 0
+	l.echoOn = cfg.echoInterval > 0
 	l.echoPending = 0
-	l.echoDeadline = now.Add(cfg.EchoInterval)
+	l.echoDeadline = now.Add(cfg.echoInterval)
 }
 
 // echoTick sends the keepalive and declares the link dead after
@@ -388,7 +387,7 @@ func (l *lcp) echoTick(now time.Time) {
 		return
 	}
 	cfg := &l.s.cfg
-	if l.echoPending >= cfg.EchoFailures {
+	if l.echoPending >= cfg.echoFailures {
 		l.echoOn = false
 		l.s.fail(ReasonEchoTimeout)
 		return
@@ -398,5 +397,5 @@ func (l *lcp) echoTick(now time.Time) {
 	var m [4]byte
 	binary.BigEndian.PutUint32(m[:], l.ourMagic())
 	l.s.link.send(ProtoLCP, CodeEchoRequest, l.echoID, m[:])
-	l.echoDeadline = now.Add(cfg.EchoInterval)
+	l.echoDeadline = now.Add(cfg.echoInterval)
 }

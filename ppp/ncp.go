@@ -16,38 +16,40 @@ const (
 	ipcpOptNBNS2       = 132
 )
 
-// ipcp is the IP Control Protocol layer of one Session.
+// ipcp is the IP Control Protocol layer of one Session. The client's
+// name server requests are in Session.client.
 type ipcp struct {
-	s        *Session
-	f        *fsm
-	disabled bool // peer Protocol-Rejected IPCP
+	f fsm
+	s *Session
 
-	// Our request.
-	local    netip.Addr // server: our address; client: the address we want
-	sendAddr bool
-	dns      [2]netip.Addr // client: name servers we want
-	sendDNS  [2]bool
-
-	// Server: what the peer is given. Client: the server's address.
+	// Server: what the peer is given (Config.PeerIPv4, or the address
+	// an AuthResult set). Client: the server's address.
 	peer netip.Addr
-}
 
-var zeroIPv4 = netip.AddrFrom4([4]byte{})
+	// Our request: server: our address; client: the address we want.
+	local    [4]byte
+	sendAddr bool
+
+	disabled bool // peer Protocol-Rejected IPCP
+}
 
 func (c *ipcp) reset() {
 	cfg := &c.s.cfg
-	if cfg.Role == RoleServer {
-		c.local = cfg.LocalIPv4
-		c.sendAddr = c.local.Is4() && !c.local.IsUnspecified()
-		c.sendDNS = [2]bool{}
-		c.peer = c.s.peerIPv4
+	if cfg.role == RoleServer {
+		c.local = cfg.localIPv4
+		c.sendAddr = cfg.sendLocal
 		return
 	}
-	c.local = zeroIPv4
+	cl := c.s.client
+	c.local = [4]byte{}
 	c.sendAddr = true
-	c.dns = [2]netip.Addr{zeroIPv4, zeroIPv4}
-	c.sendDNS = [2]bool{cfg.RequestDNS, cfg.RequestDNS}
+	cl.dns = [2][4]byte{}
+	cl.sendDNS = [2]bool{cl.requestDNS, cl.requestDNS}
 	c.peer = netip.Addr{}
+}
+
+func appendAddr4Option(b []byte, typ uint8, v [4]byte) []byte {
+	return append(b, typ, 6, v[0], v[1], v[2], v[3])
 }
 
 func appendAddrOption(b []byte, typ uint8, a netip.Addr) []byte {
@@ -64,20 +66,22 @@ func addrValue(v []byte) (netip.Addr, bool) {
 
 func (c *ipcp) appendRequest(b []byte) []byte {
 	if c.sendAddr {
-		b = appendAddrOption(b, ipcpOptAddress, c.local)
+		b = appendAddr4Option(b, ipcpOptAddress, c.local)
 	}
-	if c.sendDNS[0] {
-		b = appendAddrOption(b, ipcpOptDNS1, c.dns[0])
-	}
-	if c.sendDNS[1] {
-		b = appendAddrOption(b, ipcpOptDNS2, c.dns[1])
+	if cl := c.s.client; cl != nil {
+		if cl.sendDNS[0] {
+			b = appendAddr4Option(b, ipcpOptDNS1, cl.dns[0])
+		}
+		if cl.sendDNS[1] {
+			b = appendAddr4Option(b, ipcpOptDNS2, cl.dns[1])
+		}
 	}
 	return b
 }
 
 func (c *ipcp) checkRequest(opts, reply []byte, nakAllowed bool) (uint8, []byte) {
 	cfg := &c.s.cfg
-	server := cfg.Role == RoleServer
+	server := cfg.role == RoleServer
 	return negotiate(opts, reply, nakAllowed, func(o Option, nak []byte) (verdict, []byte) {
 		switch o.Type {
 		case ipcpOptAddress:
@@ -104,9 +108,9 @@ func (c *ipcp) checkRequest(opts, reply []byte, nakAllowed bool) (uint8, []byte)
 			return vAck, nak
 		case ipcpOptDNS1, ipcpOptDNS2:
 			v, ok := addrValue(o.Value)
-			want := cfg.DNS1
+			want := cfg.dns1
 			if o.Type == ipcpOptDNS2 {
-				want = cfg.DNS2
+				want = cfg.dns2
 			}
 			if !ok || !server || !want.Is4() {
 				return vRej, nak
@@ -137,8 +141,8 @@ func (c *ipcp) gotNak(opts []byte) bool {
 			}
 			// The server keeps its configured address; a client (or
 			// a server without one) takes the suggestion.
-			if c.s.cfg.Role == RoleClient || !c.sendAddr || c.local.IsUnspecified() {
-				c.local = v
+			if c.s.cfg.role == RoleClient || !c.sendAddr || c.local == ([4]byte{}) {
+				c.local = v.As4()
 				c.sendAddr = true
 			}
 		case ipcpOptDNS1, ipcpOptDNS2:
@@ -149,8 +153,8 @@ func (c *ipcp) gotNak(opts []byte) bool {
 			if o.Type == ipcpOptDNS2 {
 				i = 1
 			}
-			if c.s.cfg.Role == RoleClient && c.sendDNS[i] {
-				c.dns[i] = v
+			if cl := c.s.client; cl != nil && cl.sendDNS[i] {
+				cl.dns[i] = v.As4()
 			}
 		}
 	}
@@ -165,9 +169,13 @@ func (c *ipcp) gotReject(opts []byte) bool {
 		case ipcpOptAddress:
 			c.sendAddr = false
 		case ipcpOptDNS1:
-			c.sendDNS[0] = false
+			if cl := c.s.client; cl != nil {
+				cl.sendDNS[0] = false
+			}
 		case ipcpOptDNS2:
-			c.sendDNS[1] = false
+			if cl := c.s.client; cl != nil {
+				cl.sendDNS[1] = false
+			}
 		default:
 			return false
 		}
@@ -176,21 +184,21 @@ func (c *ipcp) gotReject(opts []byte) bool {
 }
 
 func (c *ipcp) info() NetworkInfo {
-	n := NetworkInfo{Protocol: ProtoIPCP}
-	if c.s.cfg.Role == RoleServer {
-		n.LocalIPv4, n.PeerIPv4 = c.local, c.peer
-		if !c.sendAddr {
-			n.LocalIPv4 = netip.Addr{}
+	n := NetworkInfo{Protocol: ProtoIPCP, PeerIPv4: c.peer}
+	cl := c.s.client
+	if cl == nil {
+		if c.sendAddr {
+			n.LocalIPv4 = netip.AddrFrom4(c.local)
 		}
-		n.DNS1, n.DNS2 = c.s.cfg.DNS1, c.s.cfg.DNS2
+		n.DNS1, n.DNS2 = c.s.cfg.dns1, c.s.cfg.dns2
 		return n
 	}
-	n.LocalIPv4, n.PeerIPv4 = c.local, c.peer
-	if c.sendDNS[0] {
-		n.DNS1 = c.dns[0]
+	n.LocalIPv4 = netip.AddrFrom4(c.local)
+	if cl.sendDNS[0] {
+		n.DNS1 = netip.AddrFrom4(cl.dns[0])
 	}
-	if c.sendDNS[1] {
-		n.DNS2 = c.dns[1]
+	if cl.sendDNS[1] {
+		n.DNS2 = netip.AddrFrom4(cl.dns[1])
 	}
 	return n
 }
@@ -215,17 +223,17 @@ const (
 
 // ipv6cp is the IPv6 Control Protocol layer of one Session.
 type ipv6cp struct {
-	s        *Session
-	f        *fsm
-	disabled bool
+	f fsm
+	s *Session
 
-	local   [8]byte
-	sendIID bool
-	peer    [8]byte
+	local    [8]byte
+	peer     [8]byte
+	sendIID  bool
+	disabled bool
 }
 
 func (c *ipv6cp) reset() {
-	c.local = c.s.cfg.LocalIID
+	c.local = c.s.cfg.localIID
 	if c.local == ([8]byte{}) {
 		c.local = c.s.randIID([8]byte{})
 	}

@@ -240,7 +240,7 @@ func (s *Session) StartProxy(now time.Time, d ProxyDecision, out *Output) {
 		l.mru = d.OurMRU
 	}
 	l.ourAuth, l.sendAuth = d.AuthProto, d.AuthProto != AuthNone
-	for i, a := range s.cfg.Auth {
+	for i, a := range s.cfg.auth {
 		if a == d.AuthProto {
 			l.authIdx = i
 		}

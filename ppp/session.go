@@ -14,28 +14,70 @@ const maxEarlyFrames = 8
 // Session is the PPP engine of one link (one L2TP session). It is not
 // safe for concurrent use: its owner feeds it frames, the time and auth
 // decisions, and collects what it produced in an Output.
+//
+// One process holds a hundred thousand of them: the automata live
+// inside the Session, buffers needed only while a call runs are lent
+// by the Output or a pool, and the fields are packed.
 type Session struct {
-	cfg  Config
-	link link
-
 	lcp    lcp
-	auth   auth
 	ipcp   ipcp
 	ipv6cp ipv6cp
+	auth   auth
+
+	cfg         settings
+	link        link
+	failMessage string
+	// queued are the frames received before Start, replayed by it;
+	// after Start, the NCP frames of a proxied subscriber received
+	// while its proxied credentials are being checked.
+	queued [][]byte
+	// client is the state of the client role, nil in the server role.
+	client *client
 
 	phase       Phase
+	reason      DownReason
 	started     bool
 	dead        bool
 	closeWanted bool
-	reason      DownReason
-	failMessage string
-	early       [][]byte
-	// held are NCP frames of a proxied subscriber received while its
-	// proxied credentials are being checked.
-	held      [][]byte
-	proxyAuth bool
-	peerIPv4  netip.Addr
-	scratch   []byte
+	proxyAuth   bool
+}
+
+// settings is the part of Config a Session keeps, packed.
+type settings struct {
+	rand         io.Reader
+	auth         []AuthProto
+	name         string
+	authTimeout  time.Duration
+	echoInterval time.Duration
+	// dns1 and dns2 are kept as given: NetworkUp reports them.
+	dns1, dns2          netip.Addr
+	timers              timers
+	echoFailures        int32
+	mru, minMRU, maxMRU uint16
+	localIID            [8]byte
+	// localIPv4 is what the server asks for, when sendLocal: only a
+	// non-zero IPv4 address is ever sent or reported.
+	localIPv4  [4]byte
+	sendLocal  bool
+	role       Role
+	ipv4, ipv6 bool
+}
+
+// client is what only the client role needs.
+type client struct {
+	user, password string
+	requestDNS     bool
+
+	// IPCP: the name servers we ask for (RFC 1877).
+	sendDNS [2]bool
+	dns     [2][4]byte
+
+	// CHAP: the last response, repeated for a retransmitted challenge.
+	respID        uint8
+	gotChallenge  []byte
+	resp          []byte
+	peerChallenge [16]byte
+	ntResponse    [24]byte
 }
 
 // NewSession checks cfg and returns an engine in phase Dead; call Start
@@ -55,16 +97,43 @@ func NewSession(cfg Config) (*Session, error) {
 	if cfg.MinMRU > cfg.MaxMRU && cfg.MaxMRU != 0 {
 		return nil, errors.New("ppp: MinMRU above MaxMRU")
 	}
-	cfg.Auth = append([]AuthProto(nil), cfg.Auth...)
+	if len(cfg.Auth) > 0 {
+		cfg.Auth = append([]AuthProto(nil), cfg.Auth...)
+	}
 	cfg.setDefaults()
-	s := &Session{cfg: cfg, scratch: make([]byte, 0, 256), peerIPv4: cfg.PeerIPv4}
-	s.lcp = lcp{s: s}
-	s.lcp.f = newFSM(ProtoLCP, &s.lcp, &s.link, cfg.Timers)
-	s.auth = auth{s: s}
-	s.ipcp = ipcp{s: s}
-	s.ipcp.f = newFSM(ProtoIPCP, &s.ipcp, &s.link, cfg.Timers)
-	s.ipv6cp = ipv6cp{s: s}
-	s.ipv6cp.f = newFSM(ProtoIPv6CP, &s.ipv6cp, &s.link, cfg.Timers)
+	s := &Session{cfg: settings{
+		rand:         cfg.Rand,
+		auth:         cfg.Auth,
+		name:         cfg.Name,
+		authTimeout:  cfg.AuthTimeout,
+		echoInterval: cfg.EchoInterval,
+		dns1:         cfg.DNS1,
+		dns2:         cfg.DNS2,
+		timers:       cfg.Timers.compact(),
+		echoFailures: clamp32(cfg.EchoFailures),
+		mru:          cfg.MRU,
+		minMRU:       cfg.MinMRU,
+		maxMRU:       cfg.MaxMRU,
+		localIID:     cfg.LocalIID,
+		role:         cfg.Role,
+		ipv4:         cfg.IPv4,
+		ipv6:         cfg.IPv6,
+	}}
+	if a := cfg.LocalIPv4; a.Is4() && !a.IsUnspecified() {
+		s.cfg.localIPv4, s.cfg.sendLocal = a.As4(), true
+	}
+	if cfg.Role == RoleClient {
+		s.client = &client{user: cfg.User, password: cfg.Password, requestDNS: cfg.RequestDNS}
+	} else {
+		s.ipcp.peer = cfg.PeerIPv4
+	}
+	s.lcp.s = s
+	s.lcp.f.init(ProtoLCP, &s.lcp, &s.link, &s.cfg.timers)
+	s.auth.s = s
+	s.ipcp.s = s
+	s.ipcp.f.init(ProtoIPCP, &s.ipcp, &s.link, &s.cfg.timers)
+	s.ipv6cp.s = s
+	s.ipv6cp.f.init(ProtoIPv6CP, &s.ipv6cp, &s.link, &s.cfg.timers)
 	return s, nil
 }
 
@@ -86,6 +155,7 @@ func (s *Session) Start(now time.Time, out *Output) {
 		return
 	}
 	s.link.out = out
+	defer func() { s.link.out = nil }()
 	s.started = true
 	s.phase = PhaseEstablish
 	s.lcp.reset()
@@ -96,8 +166,8 @@ func (s *Session) Start(now time.Time, out *Output) {
 }
 
 func (s *Session) replayEarly(now time.Time, out *Output) {
-	early := s.early
-	s.early = nil
+	early := s.queued
+	s.queued = nil
 	for _, f := range early {
 		s.Input(now, f, out)
 	}
@@ -113,8 +183,8 @@ func (s *Session) Input(now time.Time, frame []byte, out *Output) {
 	if !s.started {
 		// The L2TP session may deliver the peer's first Configure-
 		// Request before the owner starts the engine.
-		if len(s.early) < maxEarlyFrames {
-			s.early = append(s.early, append([]byte(nil), frame...))
+		if len(s.queued) < maxEarlyFrames {
+			s.queued = append(s.queued, append([]byte(nil), frame...))
 		}
 		return
 	}
@@ -159,8 +229,8 @@ func (s *Session) Input(now time.Time, frame []byte, out *Output) {
 	// checked. They wait for the answer rather than being discarded
 	// (RFC 1661 §3.5) and costing the subscriber a restart interval.
 	if s.proxyAuth && s.phase == PhaseAuthenticate && (proto == ProtoIPCP || proto == ProtoIPv6CP) {
-		if len(s.held) < maxEarlyFrames {
-			s.held = append(s.held, append([]byte(nil), frame...))
+		if len(s.queued) < maxEarlyFrames {
+			s.queued = append(s.queued, append([]byte(nil), frame...))
 		}
 		return
 	}
@@ -170,16 +240,16 @@ func (s *Session) Input(now time.Time, frame []byte, out *Output) {
 			s.auth.input(now, proto, p)
 		}
 	case ProtoIPCP:
-		if !s.cfg.IPv4 || s.ipcp.disabled {
+		if !s.cfg.ipv4 || s.ipcp.disabled {
 			s.protocolReject(proto, info)
 		} else {
-			s.ncpInput(now, s.ipcp.f, info)
+			s.ncpInput(now, &s.ipcp.f, info)
 		}
 	case ProtoIPv6CP:
-		if !s.cfg.IPv6 || s.ipv6cp.disabled {
+		if !s.cfg.ipv6 || s.ipv6cp.disabled {
 			s.protocolReject(proto, info)
 		} else {
-			s.ncpInput(now, s.ipv6cp.f, info)
+			s.ncpInput(now, &s.ipv6cp.f, info)
 		}
 	default:
 		// CCP, CDPCP, multilink, EAP...: Protocol-Reject; the link
@@ -203,15 +273,13 @@ func (s *Session) ncpInput(now time.Time, f *fsm, info []byte) {
 
 // protocolReject sends an LCP Protocol-Reject (RFC 1661 §5.7).
 func (s *Session) protocolReject(proto Protocol, info []byte) {
-	b := s.scratch[:0]
-	b = binary.BigEndian.AppendUint16(b, uint16(proto))
 	if max := s.link.maxInfo() - 6; len(info) > max {
 		info = info[:max]
 	}
-	b = append(b, info...)
-	s.scratch = b
 	s.lcp.f.nextID++
-	s.link.send(ProtoLCP, CodeProtocolReject, s.lcp.f.nextID, b)
+	b := s.link.begin(ProtoLCP, CodeProtocolReject, s.lcp.f.nextID)
+	b = binary.BigEndian.AppendUint16(b, uint16(proto))
+	s.link.finish(ProtoLCP, append(b, info...))
 }
 
 // Tick runs the timers that expired at now.
@@ -260,12 +328,13 @@ func (s *Session) AuthResult(now time.Time, r AuthResult, out *Output) {
 	defer func() { s.link.out = nil }()
 	s.auth.result(now, r)
 	s.settle(now)
-	if s.phase == PhaseAuthenticate {
+	if s.phase == PhaseAuthenticate || !s.started {
+		// Before Start, queued holds the early frames Start replays.
 		return
 	}
 	s.proxyAuth = false
-	held := s.held
-	s.held = nil
+	held := s.queued
+	s.queued = nil
 	if s.phase == PhaseNetwork {
 		for _, f := range held {
 			s.Input(now, f, out)
@@ -298,7 +367,7 @@ func (s *Session) settle(now time.Time) {
 	if s.dead {
 		return
 	}
-	if s.lcp.loops >= s.cfg.Timers.MaxFailure {
+	if s.lcp.loops >= s.cfg.timers.maxFailure {
 		s.fail(ReasonLoopback)
 	}
 	if !s.closeWanted {
@@ -347,12 +416,12 @@ func (s *Session) lcpUp(now time.Time) {
 	s.link.event(Event{Kind: EventLinkUp})
 	l.startEcho(now)
 	s.auth.reset()
-	if s.cfg.Role == RoleServer && l.ourAuth != AuthNone {
+	if s.cfg.role == RoleServer && l.ourAuth != AuthNone {
 		s.phase = PhaseAuthenticate
 		s.auth.startServer(now, l.ourAuth)
 		return
 	}
-	if s.cfg.Role == RoleClient && l.peerAuth != AuthNone {
+	if s.cfg.role == RoleClient && l.peerAuth != AuthNone {
 		s.phase = PhaseAuthenticate
 		s.auth.startClient(now, l.peerAuth)
 		return
@@ -363,7 +432,7 @@ func (s *Session) lcpUp(now time.Time) {
 // lcpDown is LCP's This-Layer-Down: the NCPs go down with it.
 func (s *Session) lcpDown(now time.Time) {
 	s.lcp.echoOn = false
-	s.proxyAuth, s.held = false, nil
+	s.proxyAuth, s.queued = false, nil
 	s.auth.reset()
 	s.ipcp.f.Down(now)
 	s.ipv6cp.f.Down(now)
@@ -377,16 +446,16 @@ func (s *Session) lcpDown(now time.Time) {
 func (s *Session) lcpFinished(now time.Time) { s.die(now) }
 
 func (s *Session) authDone(now time.Time, r AuthResult) {
-	if s.cfg.Role == RoleServer && r.PeerIPv4.Is4() {
-		s.peerIPv4 = r.PeerIPv4
+	if s.cfg.role == RoleServer && r.PeerIPv4.Is4() {
+		s.ipcp.peer = r.PeerIPv4
 	}
 	// Per-subscriber name servers replace the configured ones before
 	// IPCP starts, so its Naks and Acks already carry them.
-	if s.cfg.Role == RoleServer && r.DNS1.Is4() {
-		s.cfg.DNS1 = r.DNS1
+	if s.cfg.role == RoleServer && r.DNS1.Is4() {
+		s.cfg.dns1 = r.DNS1
 	}
-	if s.cfg.Role == RoleServer && r.DNS2.Is4() {
-		s.cfg.DNS2 = r.DNS2
+	if s.cfg.role == RoleServer && r.DNS2.Is4() {
+		s.cfg.dns2 = r.DNS2
 	}
 	s.link.event(Event{Kind: EventAuthenticated, Message: r.Message})
 	s.startNetwork(now)
@@ -394,12 +463,12 @@ func (s *Session) authDone(now time.Time, r AuthResult) {
 
 func (s *Session) startNetwork(now time.Time) {
 	s.phase = PhaseNetwork
-	if s.cfg.IPv4 && !s.ipcp.disabled {
+	if s.cfg.ipv4 && !s.ipcp.disabled {
 		s.ipcp.reset()
 		s.ipcp.f.Open(now)
 		s.ipcp.f.Up(now)
 	}
-	if s.cfg.IPv6 && !s.ipv6cp.disabled {
+	if s.cfg.ipv6 && !s.ipv6cp.disabled {
 		s.ipv6cp.reset()
 		s.ipv6cp.f.Open(now)
 		s.ipv6cp.f.Up(now)
@@ -415,7 +484,7 @@ func (s *Session) ncpFinished() {
 	if s.phase != PhaseNetwork {
 		return
 	}
-	if (s.cfg.IPv4 && !s.ipcp.disabled && ncpAlive(s.ipcp.f)) || (s.cfg.IPv6 && !s.ipv6cp.disabled && ncpAlive(s.ipv6cp.f)) {
+	if (s.cfg.ipv4 && !s.ipcp.disabled && ncpAlive(&s.ipcp.f)) || (s.cfg.ipv6 && !s.ipv6cp.disabled && ncpAlive(&s.ipv6cp.f)) {
 		return
 	}
 	s.fail(ReasonNetworkFailed)
@@ -427,10 +496,10 @@ func (s *Session) protocolRejected(now time.Time, p Protocol) {
 	switch p {
 	case ProtoIPCP:
 		s.ipcp.disabled = true
-		f = s.ipcp.f
+		f = &s.ipcp.f
 	case ProtoIPv6CP:
 		s.ipv6cp.disabled = true
-		f = s.ipv6cp.f
+		f = &s.ipv6cp.f
 	case ProtoPAP, ProtoCHAP:
 		if s.auth.state != authIdle && s.auth.state != authDone {
 			s.fail(ReasonAuthFailed)
@@ -450,7 +519,7 @@ func (s *Session) protocolRejected(now time.Time, p Protocol) {
 }
 
 func (s *Session) supports(a AuthProto) bool {
-	for _, x := range s.cfg.Auth {
+	for _, x := range s.cfg.auth {
 		if x == a {
 			return true
 		}
@@ -461,7 +530,7 @@ func (s *Session) supports(a AuthProto) bool {
 func (s *Session) randBytes(b []byte) {
 	// A failing source leaves zeros; callers that need non-zero values
 	// check for them.
-	if _, err := io.ReadFull(s.cfg.Rand, b); err != nil {
+	if _, err := io.ReadFull(s.cfg.rand, b); err != nil {
 		clear(b)
 	}
 }

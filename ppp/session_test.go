@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 )
@@ -503,5 +504,66 @@ func TestIPCPServerWithoutPool(t *testing.T) {
 	sent := decodeOutput(t, &out)
 	if last := sent[len(sent)-1]; last.p.Code != CodeConfigureReject {
 		t.Errorf("sent %+v", sent)
+	}
+}
+
+// RFC 1661 §4.1 (RCR in Opened: tld, scr, sca) and §3.2: a peer that
+// sends a Configure-Request in the Network phase renegotiates LCP; the
+// server authenticates it again and reopens IPCP, then keeps the link
+// with echoes.
+func TestLCPRenegotiationInNetworkPhase(t *testing.T) {
+	sc := serverConfig(AuthCHAPMD5)
+	sc.EchoInterval = 10 * time.Second
+	p := upPair(t, sc, clientConfig("alice", "s3cret"))
+	p.run(25 * time.Second)
+	p.sEvents = nil
+	p.pendingS = append(p.pendingS, lcpFrame(CodeConfigureRequest, 77, []byte{5, 6, 0x11, 0x22, 0x33, 0x44}))
+	p.run(time.Second)
+	want := []EventKind{EventNetworkDown, EventLinkUp, EventAuthRequest, EventAuthenticated, EventNetworkUp}
+	var got []EventKind
+	for _, e := range p.sEvents {
+		got = append(got, e.Kind)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("server events %v, want %v", got, want)
+	}
+	if p.s.Phase() != PhaseNetwork || p.s.LCPState() != StateOpened || p.s.IPCPState() != StateOpened || p.c.IPCPState() != StateOpened {
+		t.Fatalf("server %v LCP %v IPCP %v, client IPCP %v", p.s.Phase(), p.s.LCPState(), p.s.IPCPState(), p.c.IPCPState())
+	}
+	e, _ := findEvent(p.sEvents, EventNetworkUp, ProtoIPCP)
+	if e.Network.PeerIPv4 != sc.PeerIPv4 || e.Network.LocalIPv4 != sc.LocalIPv4 || e.Network.DNS1 != sc.DNS1 {
+		t.Errorf("IPCP reopened with %+v", e.Network)
+	}
+	// The echoes run on the new magic number, answered.
+	p.run(time.Minute)
+	if p.s.Down() {
+		t.Fatalf("link died after renegotiation: events %v", kinds(p.sEvents))
+	}
+}
+
+// acceptSilently accepts every request with no message.
+type acceptSilently struct{}
+
+func (acceptSilently) Authenticate(*AuthRequest) AuthResult { return AuthResult{Accept: true} }
+
+// RFC 1994 §4.1: the Success may be lost, so a Response repeated in the
+// Network phase gets the same reply Code again, also when the Success
+// carries no message.
+func TestCHAPSuccessWithoutMessageRepeated(t *testing.T) {
+	p := newPair(t, clientConfig("alice", "s3cret"), serverConfig(AuthCHAPMD5), acceptSilently{})
+	p.start()
+	p.run(time.Second)
+	if p.s.Phase() != PhaseNetwork {
+		t.Fatalf("server %v, events %v", p.s.Phase(), kinds(p.sEvents))
+	}
+	resp := frameOf(ProtoCHAP, chapResponse, p.c.client.respID, p.c.client.resp)
+	var out Output
+	p.s.Input(p.now, resp, &out)
+	sent := decodeOutput(t, &out)
+	if len(sent) != 1 || sent[0].proto != ProtoCHAP || sent[0].p.Code != chapSuccess || sent[0].p.ID != p.c.client.respID || len(sent[0].p.Data) != 0 {
+		t.Fatalf("sent %+v", sent)
+	}
+	if len(out.Events) != 0 {
+		t.Errorf("events %v", kinds(out.Events))
 	}
 }

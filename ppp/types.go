@@ -253,6 +253,10 @@ func (c *Config) setDefaults() {
 		c.EchoFailures = 3
 	}
 	if c.Role == RoleClient && len(c.Auth) == 0 {
-		c.Auth = []AuthProto{AuthMSCHAPv2, AuthCHAPMD5, AuthPAP}
+		c.Auth = clientAuthDefault
 	}
 }
+
+// clientAuthDefault is shared by the sessions that take it: a Session
+// never changes its list.
+var clientAuthDefault = []AuthProto{AuthMSCHAPv2, AuthCHAPMD5, AuthPAP}
