@@ -25,34 +25,37 @@ func (k SessionKey) String() string {
 }
 
 // Session is what the control plane installs for an established session.
+// Its small fields sit together so that the copy each installed session
+// keeps has no padding to speak of.
 type Session struct {
 	Key         SessionKey
 	PeerTunnel  uint32 // v2: the peer's Tunnel ID we put in headers we send
 	PeerSession uint32 // the peer's Session ID we put in headers we send
-	Peer        netip.AddrPort
-	Local       netip.Addr // source address for what we send (zero: let routing choose)
-	Socket      *Socket
-	IPv4        netip.Addr   // subscriber address (zero until IPCP is up)
-	IPv6        netip.Prefix // subscriber prefix (zero until IPv6CP is up)
 	// Sequencing puts sequence numbers in what we send: Ns/Nr in v2 data
 	// messages (the peer sent Sequencing Required, RFC 2661 §5.8), the S
 	// bit and sequence number of the v3 default L2-specific sublayer
 	// (RFC 3931 §4.6.1; only with L2SpecificSublayer).
 	Sequencing         bool
-	Cookie             []byte // v3: cookie we expect on receive (0, 4 or 8 bytes)
-	PeerCookie         []byte // v3: cookie we send
 	L2SpecificSublayer bool   // v3: default L2-specific sublayer (RFC 3931 §4.6)
 	MSSClamp           uint16 // clamp TCP MSS in SYNs both ways to this (0: off)
 	// Kind is what the session carries; Ethernet and VLAN sessions are v3
 	// only and forward whole frames between the wire and TAP.
 	Kind Kind
-	// TAP is the device of an Ethernet or VLAN session (opened with
-	// OpenTAP before Install).
-	TAP string
 	// VLAN is the local VLAN ID (1..4094) of a KindVLAN session: frames
 	// read from the TAP tagged with it go to the session, frames from the
 	// wire get their outermost tag's VID rewritten to it.
 	VLAN uint16
+
+	Peer       netip.AddrPort
+	Local      netip.Addr // source address for what we send (zero: let routing choose)
+	Socket     *Socket
+	IPv4       netip.Addr   // subscriber address (zero until IPCP is up)
+	IPv6       netip.Prefix // subscriber prefix (zero until IPv6CP is up)
+	Cookie     []byte       // v3: cookie we expect on receive (0, 4 or 8 bytes)
+	PeerCookie []byte       // v3: cookie we send
+	// TAP is the device of an Ethernet or VLAN session (opened with
+	// OpenTAP before Install).
+	TAP string
 }
 
 // Upcall is how the datapath hands up what it does not forward.
@@ -144,6 +147,9 @@ const (
 	bufSize   = 65536
 )
 
+// counters is what a session's entries share across reinstalls: its
+// counts, capture and relay hooks and sequence numbers, in one
+// allocation (64 bytes) per session.
 type counters struct {
 	rxPackets, rxBytes, txPackets, txBytes, drops atomic.Uint64
 	// tap, while a capture of the session runs, gets a copy of each of
@@ -151,6 +157,7 @@ type counters struct {
 	tap atomic.Pointer[Tap]
 	// relay, when set (SetRelay), takes every PPP frame of the session.
 	relay atomic.Pointer[Relay]
+	seq   seqState
 }
 
 // Tap receives a session's L2TP packets (UDP payloads; for a session on
@@ -181,7 +188,7 @@ func (c *counters) tapped(out bool, pkt []byte, peer netip.AddrPort, local netip
 	}
 }
 
-// seqState is shared by the entries a session goes through on reinstall.
+// seqState is a session's data sequence numbers.
 type seqState struct {
 	txNs   atomic.Uint32
 	rxLast atomic.Uint32 // last accepted sequence number | seqValid
@@ -210,14 +217,17 @@ func (q *seqState) accept(ns, mask uint32) bool {
 }
 
 // entry is an installed session; it is immutable once published except
-// for the shared counters and sequence state.
+// for the counters and sequence state, which the entries a session goes
+// through on reinstall share: a reinstall publishes a new entry while
+// forwarding threads may still count on the old one.
 type entry struct {
-	s     Session
-	ctr   *counters
-	seq   *seqState
-	hdr   [maxHeader]byte // encapsulation up to and including FF 03
-	hlen  int
-	nsOff int     // offset of the sequence field in hdr, -1 without sequencing
+	s   Session
+	ctr *counters
+	// hdr is the encapsulation up to and including FF 03: the longest
+	// header but for the protocol field, written per packet.
+	hdr   [maxHeader - 2]byte
+	hlen  uint8
+	nsOff int8    // offset of the sequence field in hdr, -1 without sequencing
 	tap   *tapDev // KindEthernet, KindVLAN: where received frames go
 }
 
@@ -226,15 +236,15 @@ func newEntry(s Session, old *entry) *entry {
 	e.s.Cookie = append([]byte(nil), s.Cookie...)
 	e.s.PeerCookie = append([]byte(nil), s.PeerCookie...)
 	if old != nil {
-		e.ctr, e.seq = old.ctr, old.seq
+		e.ctr = old.ctr
 	} else {
-		e.ctr, e.seq = new(counters), new(seqState)
+		e.ctr = new(counters)
 	}
 	var h Header
 	if s.Key.Version == 2 {
 		h = Header{Tunnel: s.PeerTunnel, Session: s.PeerSession, Sequenced: s.Sequencing}
 		b := AppendV2(e.hdr[:0], h, []byte{0xff, 0x03})
-		e.hlen = len(b)
+		e.hlen = uint8(len(b))
 		if s.Sequencing {
 			e.nsOff = 6
 		}
@@ -245,9 +255,9 @@ func newEntry(s Session, old *entry) *entry {
 			ppp = []byte{0xff, 0x03}
 		}
 		b := AppendV3(e.hdr[:0], h, ppp)
-		e.hlen = len(b)
+		e.hlen = uint8(len(b))
 		if s.L2SpecificSublayer && s.Sequencing {
-			e.nsOff = 8 + len(s.PeerCookie)
+			e.nsOff = int8(8 + len(s.PeerCookie))
 		}
 		if s.Socket.ipEncap() {
 			e.stripUDPWord()
@@ -260,7 +270,7 @@ func newEntry(s Session, old *entry) *entry {
 // the n-byte packet at b[start:] and returns the whole message; b[:start]
 // must have room.
 func (e *entry) encap(b []byte, start, n int, proto uint16) []byte {
-	p := start - 2 - e.hlen
+	p := start - 2 - int(e.hlen)
 	b[start-2], b[start-1] = byte(proto>>8), byte(proto)
 	copy(b[p:], e.hdr[:e.hlen])
 	e.putSeq(b[p:])
@@ -271,7 +281,7 @@ func (e *entry) putSeq(msg []byte) {
 	if e.nsOff < 0 {
 		return
 	}
-	ns := e.seq.txNs.Add(1) - 1
+	ns := e.ctr.seq.txNs.Add(1) - 1
 	if e.s.Key.Version == 2 {
 		msg[e.nsOff], msg[e.nsOff+1] = byte(ns>>8), byte(ns)
 		return

@@ -77,7 +77,7 @@ func (e *Engine) deliver(ent *entry, h Header, pkt, frame []byte, from netip.Add
 		if h.Version == 3 {
 			mask = 0xffffff
 		}
-		if !ent.seq.accept(h.Ns, mask) {
+		if !ent.ctr.seq.accept(h.Ns, mask) {
 			e.drop(dropOutOfOrder, ent)
 			return
 		}

@@ -145,7 +145,7 @@ func (e *entry) stripUDPWord() {
 // encapPW writes the session's header in front of the n-byte Ethernet
 // frame at b[start:] and returns the whole message.
 func (e *entry) encapPW(b []byte, start, n int) []byte {
-	p := start - e.hlen
+	p := start - int(e.hlen)
 	copy(b[p:], e.hdr[:e.hlen])
 	e.putSeq(b[p:])
 	return b[p : start+n]

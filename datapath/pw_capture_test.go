@@ -111,7 +111,7 @@ func TestPWMatchesLinuxCaptures(t *testing.T) {
 				if len(w.pkts) != 1 || !bytes.Equal(w.pkts[0], frame) {
 					t.Fatalf("message %d: TAP got % x; stats %v", i, w.pkts, r.e.Stats())
 				}
-				r.e.sessions.get(key).seq.txNs.Store(h.Ns)
+				r.e.sessions.get(key).ctr.seq.txNs.Store(h.Ns)
 				b, n := tapRead(frame)
 				f := &pwForwarder{e: r.e}
 				f.forward(r.tap("pw0"), b, n)

@@ -51,10 +51,10 @@ func (e *Engine) SendFrameHeadroom(key SessionKey, b []byte, start int) error {
 		return fmt.Errorf("datapath: send frame: session %v not installed", key)
 	}
 	frame := b[start:]
-	if start < ent.hlen || len(frame) < 2 || frame[0] == 0xff {
+	if start < int(ent.hlen) || len(frame) < 2 || frame[0] == 0xff {
 		return e.SendFrame(key, frame)
 	}
-	msg := b[start-ent.hlen:]
+	msg := b[start-int(ent.hlen):]
 	copy(msg, ent.hdr[:ent.hlen])
 	ent.putSeq(msg)
 	ent.ctr.tapped(true, msg, ent.s.Peer, ent.s.Local)
