@@ -293,6 +293,8 @@ scale() {
 	rss=$(rss_kb "$LNS_PID")
 	if [ -n "$PPROF" ] && [ "$(cat /proc/$LNS_PID/comm)" = l2tpd ]; then
 		fetch_profile heap "$OUT/$name.heap.pb.gz"
+		fetch_profile "heap?debug=1" "$OUT/$name.heap.txt"
+		log "  Go heap: $(grep -E '^# (HeapAlloc|HeapInuse|HeapSys|HeapReleased|NextGC|NumGC) ' "$OUT/$name.heap.txt" | sed 's/^# //' | tr '\n' ' ')"
 		fetch_profile "profile?seconds=10" "$OUT/$name.cpu.pb.gz"
 		log "  profiles: $OUT/$name.heap.pb.gz $OUT/$name.cpu.pb.gz (go tool pprof -top FILE)"
 	fi
