@@ -145,6 +145,7 @@ func serve(ctx context.Context, cfg *config.File, load func() (*config.File, err
 		zap.String("host_name", cfg.HostName),
 		zap.Int("peers", len(cfg.Peers)),
 		zap.String("store", cfg.Store.Backend))
+	log.Info("go runtime", applyRuntime(cfg.Runtime, os.Getenv).fields()...)
 	srv, err := newServer(cfg.Control(), log.Named("control"))
 	if err != nil {
 		return err
@@ -181,6 +182,7 @@ func serve(ctx context.Context, cfg *config.File, load func() (*config.File, err
 			} else {
 				metrics.reloads.WithLabelValues("ok").Inc()
 				metrics.setHash(srv.ConfigHash())
+				log.Info("go runtime", applyRuntime(next.Runtime, os.Getenv).fields()...)
 			}
 		}
 		return d, err

@@ -42,6 +42,30 @@ type File struct {
 	LAC control.LAC
 	// Datapath holds the kernel offload switches (the datapath section).
 	Datapath control.Datapath
+	// Runtime tunes the Go garbage collector (the runtime section).
+	Runtime Runtime
+}
+
+// DefaultGCPercent is the collector's target when neither the runtime
+// section nor the GOGC environment variable sets one: the heap may grow
+// to 1.5 times what is live before a collection, where Go's own default
+// lets it double. An LNS's heap is almost all long-lived session state,
+// so the smaller headroom costs little collection work and keeps
+// resident memory close to what the sessions need.
+const DefaultGCPercent = 50
+
+// Runtime tunes the Go runtime: the collector's target (GOGC) and a soft
+// memory limit (GOMEMLIMIT). A field left unset leaves the environment
+// variable, or the default, in force.
+type Runtime struct {
+	// GCPercent is the heap growth, in percent of the live heap, that
+	// starts a collection; -1 turns collection off (then MemoryLimit
+	// should be set). Nil: GOGC, else DefaultGCPercent.
+	GCPercent *int
+	// MemoryLimit is a soft limit on the process's Go memory in bytes;
+	// the collector works harder as the heap nears it. 0: GOMEMLIMIT,
+	// else none.
+	MemoryLimit int64
 }
 
 // Metrics configures the Prometheus endpoint; an empty Listen turns it

@@ -717,6 +717,26 @@ func TestMetricsListen(t *testing.T) {
 	}
 }
 
+func TestRuntimeSection(t *testing.T) {
+	f, err := Parse([]byte("runtime: {gc_percent: 75, memory_limit: 2GiB}\n"))
+	if err != nil || f.Runtime.GCPercent == nil || *f.Runtime.GCPercent != 75 || f.Runtime.MemoryLimit != 2<<30 {
+		t.Fatalf("%+v %v", f.Runtime, err)
+	}
+	f, err = Parse([]byte("runtime: {gc_percent: -1, memory_limit: 1536MiB}\n"))
+	if err != nil || *f.Runtime.GCPercent != -1 || f.Runtime.MemoryLimit != 1536<<20 {
+		t.Fatalf("%+v %v", f.Runtime, err)
+	}
+	f, err = Parse([]byte("runtime: {memory_limit: 1000000}\n"))
+	if err != nil || f.Runtime.GCPercent != nil || f.Runtime.MemoryLimit != 1000000 {
+		t.Fatalf("%+v %v", f.Runtime, err)
+	}
+	for _, bad := range []string{"runtime: {gc_percent: -2}", "runtime: {memory_limit: 2GB}", "runtime: {memory_limit: 0}", "runtime: {memory_limit: 99999999TiB}", "runtime: {gogc: 50}"} {
+		if _, err := Parse([]byte(bad + "\n")); err == nil || !strings.Contains(err.Error(), "runtime.") {
+			t.Errorf("%s: error %v", bad, err)
+		}
+	}
+}
+
 func TestRADIUSSection(t *testing.T) {
 	f, err := Parse([]byte(`radius:
   nas_identifier: lns1

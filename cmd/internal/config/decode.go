@@ -107,6 +107,7 @@ func (d *decoder) root(n *yaml.Node, f *File) {
 		{"static_tunnels", func(p string, v *yaml.Node) { d.staticTunnels(p, v, f) }},
 		{"lac", func(p string, v *yaml.Node) { d.lac(p, v, &f.LAC) }},
 		{"datapath", func(p string, v *yaml.Node) { d.datapath(p, v, &f.Datapath) }},
+		{"runtime", func(p string, v *yaml.Node) { d.runtime(p, v, &f.Runtime) }},
 	})
 	d.crossCheck(f)
 	d.lacCrossCheck(f)
@@ -199,6 +200,44 @@ func (d *decoder) metrics(path string, n *yaml.Node, m *Metrics) {
 	if m.Pprof && m.Listen == "" {
 		d.fail(path, n, "pprof needs listen")
 	}
+}
+
+func (d *decoder) runtime(path string, n *yaml.Node, r *Runtime) {
+	d.mapping(path, n, []field{
+		{"gc_percent", func(p string, v *yaml.Node) {
+			if x, ok := d.integer(p, v, -1, 10000); ok {
+				g := int(x)
+				r.GCPercent = &g
+			}
+		}},
+		{"memory_limit", func(p string, v *yaml.Node) {
+			if x, ok := d.size(p, v); ok {
+				r.MemoryLimit = x
+			}
+		}},
+	})
+}
+
+// size reads a byte count: an integer, or a number with a unit of KiB,
+// MiB, GiB or TiB ("1536MiB", "2GiB").
+func (d *decoder) size(path string, n *yaml.Node) (int64, bool) {
+	s, ok := d.scalar(path, n, "a size")
+	if !ok {
+		return 0, false
+	}
+	v, mult := s.Value, int64(1)
+	for i, u := range []string{"KiB", "MiB", "GiB", "TiB"} {
+		if strings.HasSuffix(v, u) {
+			v, mult = strings.TrimSpace(strings.TrimSuffix(v, u)), int64(1)<<(10*(i+1))
+			break
+		}
+	}
+	x, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || x <= 0 || x > math.MaxInt64/mult {
+		d.fail(path, s, "invalid size %q (write it like \"2GiB\", \"512MiB\" or a number of bytes)", s.Value)
+		return 0, false
+	}
+	return x * mult, true
 }
 
 func (d *decoder) admin(path string, n *yaml.Node, a *Admin) {
