@@ -242,7 +242,7 @@ func (a *auth) result(now time.Time, r AuthResult) {
 		if r.Accept {
 			a.answerCode = chapSuccess
 		}
-		a.answer = strings.Clone(msg) // not the owner's backing array
+		a.answer = msg
 	case AuthMSCHAPv2:
 		if r.Accept {
 			a.answerCode = chapSuccess

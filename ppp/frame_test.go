@@ -122,7 +122,7 @@ func FuzzOptions(f *testing.F) {
 			cfg.Role = role
 			cfg.IPv6 = true
 			s, _ := NewSession(cfg)
-			for _, l := range []layer{&s.lcp, &s.ipcp, &s.ipv6cp} {
+			for _, l := range []layer{&s.lcp, &s.ipcp, s.ipv6cp} {
 				code, reply := l.checkRequest(b, nil, true)
 				if code < CodeConfigureAck || code > CodeConfigureReject || ValidOptions(reply) != nil {
 					t.Fatalf("reply %d %x", code, reply)

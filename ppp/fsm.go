@@ -94,11 +94,14 @@ func (t Timers) withDefaults() Timers {
 type timers struct {
 	restart                                time.Duration
 	maxTerminate, maxConfigure, maxFailure int32
+	// echoFailures is Config.EchoFailures, kept here where it packs.
+	echoFailures int32
 }
 
-func (t Timers) compact() timers {
+func (t Timers) compact(echoFailures int) timers {
 	t = t.withDefaults()
-	return timers{restart: t.Restart, maxTerminate: clamp32(t.MaxTerminate), maxConfigure: clamp32(t.MaxConfigure), maxFailure: clamp32(t.MaxFailure)}
+	return timers{restart: t.Restart, maxTerminate: clamp32(t.MaxTerminate), maxConfigure: clamp32(t.MaxConfigure),
+		maxFailure: clamp32(t.MaxFailure), echoFailures: clamp32(echoFailures)}
 }
 
 func clamp32(v int) int32 {
@@ -130,6 +133,8 @@ type layer interface {
 	finished(now time.Time)
 	// extraCode handles codes beyond 7 (LCP's); false means unknown.
 	extraCode(now time.Time, p Packet) bool
+	// session is the Session whose link and timers the automaton uses.
+	session() *Session
 }
 
 // maxRequest is the longest Configure-Request option list the engine
@@ -142,9 +147,7 @@ const maxRequest = 18
 // the owner checks with tick. It lives inside its Session, which one
 // hundred thousand subscribers multiply: fields are packed.
 type fsm struct {
-	l   layer
-	out *link
-	t   *timers
+	l layer
 
 	deadline time.Time // restart timer expiry
 	restart  int32     // restart counter
@@ -162,9 +165,13 @@ type fsm struct {
 	req [maxRequest]byte
 }
 
-func (f *fsm) init(proto Protocol, l layer, out *link, t *timers) {
-	*f = fsm{proto: proto, l: l, out: out, t: t}
+func (f *fsm) init(proto Protocol, l layer) {
+	*f = fsm{proto: proto, l: l}
 }
+
+func (f *fsm) out() *link { return &f.l.session().link }
+
+func (f *fsm) timers() *timers { return &f.l.session().cfg.timers }
 
 // Deadline returns the restart timer's expiry.
 func (f *fsm) Deadline() (time.Time, bool) { return f.deadline, f.timerOn }
@@ -174,16 +181,16 @@ func (f *fsm) setState(s State) { f.state = s }
 // irc initializes the restart counter for Configure or Terminate.
 func (f *fsm) irc(terminate bool) {
 	if terminate {
-		f.restart = f.t.maxTerminate
+		f.restart = f.timers().maxTerminate
 	} else {
-		f.restart = f.t.maxConfigure
+		f.restart = f.timers().maxConfigure
 		f.failures = 0
 	}
 }
 
 func (f *fsm) startTimer(now time.Time) {
 	f.timerOn = true
-	f.deadline = now.Add(f.t.restart)
+	f.deadline = now.Add(f.timers().restart)
 }
 
 // request returns the options of our last Configure-Request.
@@ -197,40 +204,40 @@ func (f *fsm) scr(now time.Time) {
 	// The layers never ask for more than maxRequest octets (a test
 	// checks each one's longest request), so this appends in place.
 	f.reqLen = uint8(copy(f.req[:], f.l.appendRequest(f.req[:0])))
-	f.out.send(f.proto, CodeConfigureRequest, f.reqID, f.request())
+	f.out().send(f.proto, CodeConfigureRequest, f.reqID, f.request())
 	f.restart--
 	f.startTimer(now)
 }
 
 func (f *fsm) str(now time.Time) {
 	f.nextID++
-	f.out.send(f.proto, CodeTerminateRequest, f.nextID, nil)
+	f.out().send(f.proto, CodeTerminateRequest, f.nextID, nil)
 	f.restart--
 	f.startTimer(now)
 }
 
 func (f *fsm) sca(reply []byte) {
 	f.failures = 0
-	f.out.send(f.proto, CodeConfigureAck, f.replyID, reply)
+	f.out().send(f.proto, CodeConfigureAck, f.replyID, reply)
 }
 
 func (f *fsm) scn(reply []byte) {
 	if f.code == CodeConfigureNak {
 		f.failures++
 	}
-	f.out.send(f.proto, f.code, f.replyID, reply)
+	f.out().send(f.proto, f.code, f.replyID, reply)
 }
 
-func (f *fsm) sta(id uint8) { f.out.send(f.proto, CodeTerminateAck, id, nil) }
+func (f *fsm) sta(id uint8) { f.out().send(f.proto, CodeTerminateAck, id, nil) }
 
 // scj sends a Code-Reject holding as much of the rejected packet as fits
 // (RFC 1661 §5.6).
 func (f *fsm) scj(raw []byte) {
 	f.nextID++
-	if max := f.out.maxInfo() - 4; len(raw) > max {
+	if max := f.out().maxInfo() - 4; len(raw) > max {
 		raw = raw[:max]
 	}
-	f.out.send(f.proto, CodeCodeReject, f.nextID, raw)
+	f.out().send(f.proto, CodeCodeReject, f.nextID, raw)
 }
 
 func (f *fsm) tlu(now time.Time) { f.l.up(now) }
@@ -270,7 +277,7 @@ func (f *fsm) input(now time.Time, p Packet, raw []byte) {
 		// sent (copied into the Output) by the transition or not at all.
 		buf := getScratch()
 		var reply []byte
-		f.code, reply = f.l.checkRequest(p.Data, *buf, f.failures < f.t.maxFailure)
+		f.code, reply = f.l.checkRequest(p.Data, *buf, f.failures < f.timers().maxFailure)
 		if f.code == CodeConfigureAck {
 			f.event(now, EvRCRPlus, p.ID, reply)
 		} else {

@@ -6,8 +6,14 @@ import (
 	"time"
 )
 
-// recLayer is a layer that records the this-layer actions.
-type recLayer struct{ actions *[]string }
+// recLayer is a layer that records the this-layer actions; it sends
+// through the link of s.
+type recLayer struct {
+	actions *[]string
+	s       *Session
+}
+
+func (r recLayer) session() *Session { return r.s }
 
 func (r recLayer) appendRequest(b []byte) []byte { return append(b, 1, 4, 5, 220) }
 func (r recLayer) checkRequest(opts, reply []byte, nakAllowed bool) (uint8, []byte) {
@@ -59,8 +65,7 @@ func TestFSMStateTable(t *testing.T) {
 		for st := StateInitial; st <= StateOpened; st++ {
 			var actions []string
 			out := &Output{}
-			l := &link{out: out}
-			f := newFSM(ProtoIPCP, recLayer{&actions}, l, Timers{})
+			f := newFSM(ProtoIPCP, recLayer{&actions, linkTo(t, out, Timers{})})
 			f.state = st
 			f.restart = 1
 			f.code = CodeConfigureAck
@@ -69,7 +74,7 @@ func TestFSMStateTable(t *testing.T) {
 			}
 			// The layer actions and the packets are recorded in order:
 			// hook sends through the output after each event.
-			f.l = seqLayer{recLayer{&actions}, out, &actions}
+			f.l = seqLayer{f.l.(recLayer), out, &actions}
 			f.event(t0, ev, 7, []byte{99, 1, 0, 4})
 			flushSends(out, &actions)
 			want := row[st]
@@ -114,12 +119,23 @@ func flushSends(out *Output, actions *[]string) {
 
 func itoaState(s State) string { return string(rune('0' + s)) }
 
-// newFSM returns an automaton on its own, outside a Session.
-func newFSM(proto Protocol, l layer, out *link, t Timers) *fsm {
-	ts := t.compact()
+// newFSM returns an automaton on its own, outside the layers of a
+// Session.
+func newFSM(proto Protocol, l layer) *fsm {
 	f := &fsm{}
-	f.init(proto, l, out, &ts)
+	f.init(proto, l)
 	return f
+}
+
+// linkTo returns a Session whose link sends into out, with timers t,
+// for an automaton of its own.
+func linkTo(t *testing.T, out *Output, timers Timers) *Session {
+	s, err := NewSession(Config{Rand: newRand(9), IPv4: true, Timers: timers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.link.out = out
+	return s
 }
 
 // RFC 1661 §4.6: the restart timer runs with every Configure-Request;
@@ -128,7 +144,7 @@ func newFSM(proto Protocol, l layer, out *link, t Timers) *fsm {
 func TestFSMRestartMaxConfigure(t *testing.T) {
 	var actions []string
 	out := &Output{}
-	f := newFSM(ProtoIPCP, recLayer{&actions}, &link{out: out}, Timers{Restart: 2 * time.Second, MaxConfigure: 4})
+	f := newFSM(ProtoIPCP, recLayer{&actions, linkTo(t, out, Timers{Restart: 2 * time.Second, MaxConfigure: 4})})
 	f.Open(t0)
 	f.Up(t0)
 	now := t0

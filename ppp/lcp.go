@@ -25,7 +25,7 @@ type lcp struct {
 	s *Session
 
 	echoDeadline time.Time
-	authIdx      int // index in cfg.auth of the protocol we ask for (server)
+	authIdx      int32 // index in cfg.auth of the protocol we ask for (server)
 
 	// Our request.
 	magic uint32
@@ -283,13 +283,13 @@ func (l *lcp) gotNak(opts []byte) bool {
 				}
 			}
 			if next < 0 {
-				next = l.authIdx + 1
+				next = int(l.authIdx) + 1
 			}
 			if next >= len(cfg.auth) {
 				l.s.fail(ReasonNoAuthProtocol)
 				continue
 			}
-			l.authIdx = next
+			l.authIdx = int32(next) // NewSession bounds the list
 		case lcpOptMagic:
 			l.magic = l.s.randMagic()
 		}
@@ -318,6 +318,7 @@ func (l *lcp) gotReject(opts []byte) bool {
 	return true
 }
 
+func (l *lcp) session() *Session      { return l.s }
 func (l *lcp) up(now time.Time)       { l.s.lcpUp(now) }
 func (l *lcp) down(now time.Time)     { l.s.lcpDown(now) }
 func (l *lcp) started(now time.Time)  {}
@@ -387,7 +388,7 @@ func (l *lcp) echoTick(now time.Time) {
 		return
 	}
 	cfg := &l.s.cfg
-	if l.echoPending >= cfg.echoFailures {
+	if l.echoPending >= cfg.timers.echoFailures {
 		l.echoOn = false
 		l.s.fail(ReasonEchoTimeout)
 		return

@@ -203,6 +203,8 @@ func (c *ipcp) info() NetworkInfo {
 	return n
 }
 
+func (c *ipcp) session() *Session { return c.s }
+
 func (c *ipcp) up(now time.Time) {
 	c.s.link.event(Event{Kind: EventNetworkUp, Network: c.info()})
 }
@@ -226,6 +228,7 @@ type ipv6cp struct {
 	f fsm
 	s *Session
 
+	iid      [8]byte // Config.LocalIID
 	local    [8]byte
 	peer     [8]byte
 	sendIID  bool
@@ -233,7 +236,7 @@ type ipv6cp struct {
 }
 
 func (c *ipv6cp) reset() {
-	c.local = c.s.cfg.localIID
+	c.local = c.iid
 	if c.local == ([8]byte{}) {
 		c.local = c.s.randIID([8]byte{})
 	}
@@ -305,6 +308,8 @@ func (c *ipv6cp) gotReject(opts []byte) bool {
 func (c *ipv6cp) info() NetworkInfo {
 	return NetworkInfo{Protocol: ProtoIPv6CP, LocalIID: c.local, PeerIID: c.peer}
 }
+
+func (c *ipv6cp) session() *Session { return c.s }
 
 func (c *ipv6cp) up(now time.Time) {
 	c.s.link.event(Event{Kind: EventNetworkUp, Network: c.info()})

@@ -242,7 +242,7 @@ func (s *Session) StartProxy(now time.Time, d ProxyDecision, out *Output) {
 	l.ourAuth, l.sendAuth = d.AuthProto, d.AuthProto != AuthNone
 	for i, a := range s.cfg.auth {
 		if a == d.AuthProto {
-			l.authIdx = i
+			l.authIdx = int32(i) // NewSession bounds the list
 		}
 	}
 	l.f.state = StateOpened

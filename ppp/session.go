@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"math"
 	"net/netip"
 	"time"
 )
@@ -19,18 +20,20 @@ const maxEarlyFrames = 8
 // inside the Session, buffers needed only while a call runs are lent
 // by the Output or a pool, and the fields are packed.
 type Session struct {
-	lcp    lcp
-	ipcp   ipcp
-	ipv6cp ipv6cp
-	auth   auth
+	lcp  lcp
+	ipcp ipcp
+	auth auth
+	// ipv6cp exists when IPv6 is enabled (or the peer rejected the
+	// protocol anyway): an IPv4-only subscriber does without.
+	ipv6cp *ipv6cp
 
 	cfg         settings
 	link        link
 	failMessage string
 	// queued are the frames received before Start, replayed by it;
 	// after Start, the NCP frames of a proxied subscriber received
-	// while its proxied credentials are being checked.
-	queued [][]byte
+	// while its proxied credentials are being checked. Mostly nil.
+	queued *[][]byte
 	// client is the state of the client role, nil in the server role.
 	client *client
 
@@ -52,9 +55,7 @@ type settings struct {
 	// dns1 and dns2 are kept as given: NetworkUp reports them.
 	dns1, dns2          netip.Addr
 	timers              timers
-	echoFailures        int32
 	mru, minMRU, maxMRU uint16
-	localIID            [8]byte
 	// localIPv4 is what the server asks for, when sendLocal: only a
 	// non-zero IPv4 address is ever sent or reported.
 	localIPv4  [4]byte
@@ -97,9 +98,10 @@ func NewSession(cfg Config) (*Session, error) {
 	if cfg.MinMRU > cfg.MaxMRU && cfg.MaxMRU != 0 {
 		return nil, errors.New("ppp: MinMRU above MaxMRU")
 	}
-	if len(cfg.Auth) > 0 {
-		cfg.Auth = append([]AuthProto(nil), cfg.Auth...)
+	if len(cfg.Auth) > math.MaxInt32 {
+		return nil, errors.New("ppp: authentication protocol list too long")
 	}
+	cfg.Auth = sharedAuthList(cfg.Auth)
 	cfg.setDefaults()
 	s := &Session{cfg: settings{
 		rand:         cfg.Rand,
@@ -109,12 +111,10 @@ func NewSession(cfg Config) (*Session, error) {
 		echoInterval: cfg.EchoInterval,
 		dns1:         cfg.DNS1,
 		dns2:         cfg.DNS2,
-		timers:       cfg.Timers.compact(),
-		echoFailures: clamp32(cfg.EchoFailures),
+		timers:       cfg.Timers.compact(cfg.EchoFailures),
 		mru:          cfg.MRU,
 		minMRU:       cfg.MinMRU,
 		maxMRU:       cfg.MaxMRU,
-		localIID:     cfg.LocalIID,
 		role:         cfg.Role,
 		ipv4:         cfg.IPv4,
 		ipv6:         cfg.IPv6,
@@ -128,22 +128,70 @@ func NewSession(cfg Config) (*Session, error) {
 		s.ipcp.peer = cfg.PeerIPv4
 	}
 	s.lcp.s = s
-	s.lcp.f.init(ProtoLCP, &s.lcp, &s.link, &s.cfg.timers)
+	s.lcp.f.init(ProtoLCP, &s.lcp)
 	s.auth.s = s
 	s.ipcp.s = s
-	s.ipcp.f.init(ProtoIPCP, &s.ipcp, &s.link, &s.cfg.timers)
-	s.ipv6cp.s = s
-	s.ipv6cp.f.init(ProtoIPv6CP, &s.ipv6cp, &s.link, &s.cfg.timers)
+	s.ipcp.f.init(ProtoIPCP, &s.ipcp)
+	if cfg.IPv6 {
+		s.newIPv6CP().iid = cfg.LocalIID
+	}
 	return s, nil
+}
+
+// authLists holds every list of up to three protocols, indexed by its
+// digits in base 4 (the protocols are 1 to 3, so no two lists share an
+// index).
+var authLists = func() (l [64][]AuthProto) {
+	for k := range l {
+		var list []AuthProto
+		for d := k; d > 0; d /= 4 {
+			if d%4 == 0 {
+				list = nil
+				break
+			}
+			list = append([]AuthProto{AuthProto(d % 4)}, list...)
+		}
+		l[k] = list[:len(list):len(list)]
+	}
+	return l
+}()
+
+// sharedAuthList returns a copy of l the caller cannot change: a
+// package-wide one for the usual short lists, since a Session never
+// changes its list.
+func sharedAuthList(l []AuthProto) []AuthProto {
+	if len(l) == 0 {
+		return nil
+	}
+	if len(l) > 3 {
+		return append([]AuthProto(nil), l...)
+	}
+	k := 0
+	for _, a := range l {
+		k = k*4 + int(a)
+	}
+	return authLists[k]
+}
+
+func (s *Session) newIPv6CP() *ipv6cp {
+	c := &ipv6cp{s: s}
+	c.f.init(ProtoIPv6CP, c)
+	s.ipv6cp = c
+	return c
 }
 
 // Phase returns the link phase.
 func (s *Session) Phase() Phase { return s.phase }
 
 // LCPState, IPCPState and IPv6CPState return the automaton states.
-func (s *Session) LCPState() State    { return s.lcp.f.state }
-func (s *Session) IPCPState() State   { return s.ipcp.f.state }
-func (s *Session) IPv6CPState() State { return s.ipv6cp.f.state }
+func (s *Session) LCPState() State  { return s.lcp.f.state }
+func (s *Session) IPCPState() State { return s.ipcp.f.state }
+func (s *Session) IPv6CPState() State {
+	if s.ipv6cp == nil {
+		return StateInitial
+	}
+	return s.ipv6cp.f.state
+}
 
 // Down reports whether the link is dead (EventLinkDown was emitted).
 func (s *Session) Down() bool { return s.dead }
@@ -168,7 +216,10 @@ func (s *Session) Start(now time.Time, out *Output) {
 func (s *Session) replayEarly(now time.Time, out *Output) {
 	early := s.queued
 	s.queued = nil
-	for _, f := range early {
+	if early == nil {
+		return
+	}
+	for _, f := range *early {
 		s.Input(now, f, out)
 	}
 }
@@ -183,9 +234,7 @@ func (s *Session) Input(now time.Time, frame []byte, out *Output) {
 	if !s.started {
 		// The L2TP session may deliver the peer's first Configure-
 		// Request before the owner starts the engine.
-		if len(s.queued) < maxEarlyFrames {
-			s.queued = append(s.queued, append([]byte(nil), frame...))
-		}
+		s.queue(frame)
 		return
 	}
 	proto, info, err := ParseFrame(frame)
@@ -199,7 +248,7 @@ func (s *Session) Input(now time.Time, frame []byte, out *Output) {
 		}
 		return
 	case ProtoIPv6:
-		if s.ipv6cp.f.state == StateOpened {
+		if c := s.ipv6cp; c != nil && c.f.state == StateOpened {
 			out.Data = append(out.Data, Datagram{Protocol: proto, Packet: info})
 		}
 		return
@@ -229,9 +278,7 @@ func (s *Session) Input(now time.Time, frame []byte, out *Output) {
 	// checked. They wait for the answer rather than being discarded
 	// (RFC 1661 §3.5) and costing the subscriber a restart interval.
 	if s.proxyAuth && s.phase == PhaseAuthenticate && (proto == ProtoIPCP || proto == ProtoIPv6CP) {
-		if len(s.queued) < maxEarlyFrames {
-			s.queued = append(s.queued, append([]byte(nil), frame...))
-		}
+		s.queue(frame)
 		return
 	}
 	switch proto {
@@ -257,6 +304,16 @@ func (s *Session) Input(now time.Time, frame []byte, out *Output) {
 		s.protocolReject(proto, info)
 	}
 	s.settle(now)
+}
+
+// queue keeps a copy of frame for later, up to maxEarlyFrames.
+func (s *Session) queue(frame []byte) {
+	if s.queued == nil {
+		s.queued = new([][]byte)
+	}
+	if q := s.queued; len(*q) < maxEarlyFrames {
+		*q = append(*q, append([]byte(nil), frame...))
+	}
 }
 
 func (s *Session) ncpInput(now time.Time, f *fsm, info []byte) {
@@ -295,7 +352,9 @@ func (s *Session) Tick(now time.Time, out *Output) {
 	}
 	s.auth.tick(now)
 	s.ipcp.f.tick(now)
-	s.ipv6cp.f.tick(now)
+	if c := s.ipv6cp; c != nil {
+		c.f.tick(now)
+	}
 	s.settle(now)
 }
 
@@ -315,7 +374,9 @@ func (s *Session) Deadline() (time.Time, bool) {
 	add(s.lcp.echoDeadline, s.lcp.echoOn && s.lcp.f.state == StateOpened)
 	add(s.auth.deadline, s.auth.timerOn)
 	add(s.ipcp.f.Deadline())
-	add(s.ipv6cp.f.Deadline())
+	if c := s.ipv6cp; c != nil {
+		add(c.f.Deadline())
+	}
 	return d, ok
 }
 
@@ -335,8 +396,8 @@ func (s *Session) AuthResult(now time.Time, r AuthResult, out *Output) {
 	s.proxyAuth = false
 	held := s.queued
 	s.queued = nil
-	if s.phase == PhaseNetwork {
-		for _, f := range held {
+	if s.phase == PhaseNetwork && held != nil {
+		for _, f := range *held {
 			s.Input(now, f, out)
 		}
 	}
@@ -399,7 +460,9 @@ func (s *Session) die(now time.Time) {
 	s.auth.timerOn = false
 	s.lcp.echoOn = false
 	s.ipcp.f.stopTimer()
-	s.ipv6cp.f.stopTimer()
+	if c := s.ipv6cp; c != nil {
+		c.f.stopTimer()
+	}
 	s.dead = true
 	s.phase = PhaseDead
 	r := s.reason
@@ -435,7 +498,9 @@ func (s *Session) lcpDown(now time.Time) {
 	s.proxyAuth, s.queued = false, nil
 	s.auth.reset()
 	s.ipcp.f.Down(now)
-	s.ipv6cp.f.Down(now)
+	if c := s.ipv6cp; c != nil {
+		c.f.Down(now)
+	}
 	s.link.acfc, s.link.pfc, s.link.mru = false, false, 0
 	if s.phase != PhaseTerminate {
 		s.phase = PhaseEstablish
@@ -498,8 +563,12 @@ func (s *Session) protocolRejected(now time.Time, p Protocol) {
 		s.ipcp.disabled = true
 		f = &s.ipcp.f
 	case ProtoIPv6CP:
-		s.ipv6cp.disabled = true
-		f = &s.ipv6cp.f
+		c := s.ipv6cp
+		if c == nil {
+			c = s.newIPv6CP()
+		}
+		c.disabled = true
+		f = &c.f
 	case ProtoPAP, ProtoCHAP:
 		if s.auth.state != authIdle && s.auth.state != authDone {
 			s.fail(ReasonAuthFailed)
