@@ -177,7 +177,7 @@ func FuzzSessionInput(f *testing.F) {
 				if err != nil {
 					t.Fatalf("sent %x: %v", fr, err)
 				}
-				if _, err := ParsePacket(info); err != nil {
+				if p, err := ParsePacket(info); err != nil || 4+len(p.Data) != len(info) {
 					t.Fatalf("sent %x: %v", fr, err)
 				}
 			}

@@ -101,6 +101,9 @@ func decodeOutput(t *testing.T, o *Output) []sentPacket {
 		if err != nil {
 			t.Fatalf("engine sent an unparsable packet %x", info)
 		}
+		if n := int(info[2])<<8 | int(info[3]); n != len(info) {
+			t.Fatalf("engine sent a packet of length %d in %d octets: %x", n, len(info), info)
+		}
 		r = append(r, sentPacket{proto, p})
 	}
 	return r

@@ -2,6 +2,7 @@ package ppp
 
 import (
 	"bytes"
+	"crypto/md5"
 	"encoding/binary"
 	"net/netip"
 	"slices"
@@ -565,5 +566,102 @@ func TestCHAPSuccessWithoutMessageRepeated(t *testing.T) {
 	}
 	if len(out.Events) != 0 {
 		t.Errorf("events %v", kinds(out.Events))
+	}
+}
+
+// RFC 1661 §5.7: an IPv4-only server Protocol-Rejects IPv6CP, and a
+// Protocol-Reject of IPv6CP (which it never sent) stops the automaton
+// without touching the link.
+func TestIPv4OnlyServerAndIPv6CP(t *testing.T) {
+	p := upPair(t, serverConfig(AuthPAP), clientConfig("alice", "s3cret"))
+	if p.s.IPv6CPState() != StateInitial {
+		t.Fatalf("IPv6CP %v on an IPv4-only link", p.s.IPv6CPState())
+	}
+	var out Output
+	req := frameOf(ProtoIPv6CP, CodeConfigureRequest, 3, []byte{1, 10, 0, 0, 0, 0, 0, 0, 0, 1})
+	p.s.Input(p.now, req, &out)
+	sent := decodeOutput(t, &out)
+	if len(sent) != 1 || sent[0].proto != ProtoLCP || sent[0].p.Code != CodeProtocolReject || !bytes.Equal(sent[0].p.Data, append([]byte{0x80, 0x57}, req[4:]...)) {
+		t.Fatalf("sent %+v", sent)
+	}
+	out.Reset()
+	p.s.Input(p.now, lcpFrame(CodeProtocolReject, 51, []byte{0x80, 0x57, 1, 1, 0, 4}), &out)
+	if out.NumFrames() != 0 || len(out.Events) != 0 || p.s.IPv6CPState() != StateStopped {
+		t.Fatalf("%d frames, events %v, IPv6CP %v", out.NumFrames(), kinds(out.Events), p.s.IPv6CPState())
+	}
+	if p.s.Down() || p.s.Phase() != PhaseNetwork || p.s.IPCPState() != StateOpened {
+		t.Errorf("link affected: phase %v IPCP %v", p.s.Phase(), p.s.IPCPState())
+	}
+	// IP still flows.
+	out.Reset()
+	p.s.Input(p.now, []byte{0x21, 0x45, 0, 0, 20}, &out)
+	if len(out.Data) != 1 {
+		t.Errorf("data %+v", out.Data)
+	}
+}
+
+// RFC 1661 §3.4: a decision delivered before Start (there is nothing to
+// decide yet) leaves the frames received before Start to it.
+func TestAuthResultBeforeStartKeepsEarlyFrames(t *testing.T) {
+	s, _ := NewSession(serverConfig(AuthPAP))
+	var out Output
+	s.Input(t0, lcpFrame(CodeConfigureRequest, 1, []byte{5, 6, 1, 2, 3, 4}), &out)
+	s.AuthResult(t0, AuthResult{Accept: true}, &out)
+	if out.NumFrames() != 0 || len(out.Events) != 0 {
+		t.Fatalf("%d frames, events %v before Start", out.NumFrames(), kinds(out.Events))
+	}
+	s.Start(t0, &out)
+	var codes []uint8
+	for _, sp := range decodeOutput(t, &out) {
+		codes = append(codes, sp.p.Code)
+	}
+	if !bytes.Equal(codes, []byte{CodeConfigureRequest, CodeConfigureAck}) {
+		t.Errorf("codes %v", codes)
+	}
+}
+
+// RFC 1661 §6.6, RFC 2661 §5.1: once the peer accepted ACFC, the packets
+// the engine assembles in parts (CHAP Challenge and Success) go without
+// the address and control field, with their lengths right; LCP keeps it.
+func TestAssembledPacketsWithACFC(t *testing.T) {
+	s, _ := NewSession(serverConfig(AuthCHAPMD5))
+	var out Output
+	s.Start(t0, &out)
+	req := decodeOutput(t, &out)[0].p
+	out.Reset()
+	s.Input(t0, lcpFrame(CodeConfigureAck, req.ID, req.Data), &out)
+	s.Input(t0, lcpFrame(CodeConfigureRequest, 1, []byte{7, 2, 8, 2, 5, 6, 1, 2, 3, 4}), &out)
+	sent := decodeOutput(t, &out)
+	if len(sent) != 2 || sent[1].proto != ProtoCHAP || sent[1].p.Code != chapChallenge {
+		t.Fatalf("sent %+v", sent)
+	}
+	if f := out.Frame(0); f[0] != 0xff || f[1] != 0x03 {
+		t.Errorf("LCP frame %x without address and control field", f)
+	}
+	if f := out.Frame(1); f[0] != 0xc2 || f[1] != 0x23 {
+		t.Errorf("CHAP frame %x with address and control field", f)
+	}
+	if d := sent[1].p.Data; len(d) != 1+16+len("lns") || d[0] != 16 || string(d[17:]) != "lns" {
+		t.Errorf("challenge %x", d)
+	}
+	id, chal := sent[1].p.ID, bytes.Clone(sent[1].p.Data[1:17])
+	h := md5.New()
+	h.Write([]byte{id})
+	h.Write([]byte("s3cret"))
+	h.Write(chal)
+	out.Reset()
+	s.Input(t0, frameOf(ProtoCHAP, chapResponse, id, append(append([]byte{16}, h.Sum(nil)...), "alice"...)), &out)
+	e, ok := findEvent(out.Events, EventAuthRequest, 0)
+	if !ok {
+		t.Fatalf("events %v", kinds(out.Events))
+	}
+	out.Reset()
+	s.AuthResult(t0, LocalUsers{"alice": "s3cret"}.Authenticate(e.Auth), &out)
+	sent = decodeOutput(t, &out)
+	if len(sent) < 1 || sent[0].proto != ProtoCHAP || sent[0].p.Code != chapSuccess || string(sent[0].p.Data) != "welcome" {
+		t.Fatalf("sent %+v", sent)
+	}
+	if f := out.Frame(0); f[0] == 0xff {
+		t.Errorf("CHAP Success %x with address and control field", f)
 	}
 }
