@@ -139,8 +139,12 @@ func idleShard(t *testing.T, n int, start time.Time, spacing time.Duration) (*sh
 // answers. It returns the wake-ups.
 func runUntil(sh *shard, dp *echoDP, now *time.Time, end time.Time) int {
 	wakeups := 0
-	for len(sh.timers) > 0 && !sh.timers[0].at.After(end) {
-		*now = sh.timers[0].at.Add(3 * time.Millisecond)
+	for {
+		at, ok := sh.timers.Next()
+		if !ok || at.After(end) {
+			break
+		}
+		*now = at.Add(3 * time.Millisecond)
 		wakeups++
 		sh.expire(*now)
 		replies := dp.replies
@@ -225,7 +229,7 @@ func TestIdleEchoesShareWakeups(t *testing.T) {
 	}
 	// Between wake-ups an online subscriber holds no output buffers of
 	// its own: the shard lends it its spare for the wake-up.
-	*now = sh.timers[0].at
+	*now, _ = sh.timers.Next()
 	sh.expire(*now)
 	if len(dp.replies) == 0 {
 		t.Fatal("no Echo-Request sent")
@@ -251,8 +255,8 @@ func TestIdleEchoFailuresCounted(t *testing.T) {
 	key := datapath.SessionKey{Version: 2, Tunnel: 7, Session: 1}
 	sub := sh.subs[key]
 	var downAt time.Time
-	for len(sh.timers) > 0 && downAt.IsZero() {
-		*now = sh.timers[0].at
+	for sh.timers.Len() > 0 && downAt.IsZero() {
+		*now, _ = sh.timers.Next()
 		sh.expire(*now)
 		if sub.eng.Down() || sub.closing {
 			downAt = *now

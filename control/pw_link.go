@@ -1,7 +1,6 @@
 package control
 
 import (
-	"container/heap"
 	"crypto/rand"
 	"net/netip"
 	"time"
@@ -158,7 +157,7 @@ func (sh *shard) schedulePW(now time.Time) {
 		return
 	}
 	sh.pw.tickAt = at
-	heap.Push(&sh.timers, timerItem{at: at, pw: true})
+	sh.timers.Push(at, timerKey{pw: true})
 }
 
 // tickPW redials lost tunnels, places the calls that are missing and

@@ -1,7 +1,6 @@
 package control
 
 import (
-	"container/heap"
 	"crypto/rand"
 	"encoding/binary"
 	"net/netip"
@@ -11,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/l2tpd/l2tpd/control/timerheap"
 	"github.com/l2tpd/l2tpd/control/tunnel"
 	"github.com/l2tpd/l2tpd/control/wire"
 	"github.com/l2tpd/l2tpd/datapath"
@@ -150,25 +150,12 @@ func (sh *shard) sessionInfo(e *entry, s *tunnel.Session, now time.Time) Session
 	return si
 }
 
-// timerItem is a lazily-invalidated deadline in the shard's heap.
-type timerItem struct {
-	at  time.Time
+// timerKey says what a deadline in the shard's heap is for; it is
+// stale unless it matches the owner's recorded deadline.
+type timerKey struct {
 	id  uint32 // tunnel
 	sid uint32 // session, for a PPP timer; 0 for the tunnel's own
 	pw  bool   // the shard's pseudowire tick
-}
-
-type timerHeap []timerItem
-
-func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timerItem)) }
-func (h *timerHeap) Pop() any {
-	old := *h
-	it := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return it
 }
 
 // shard owns a set of tunnels; only its goroutine touches them.
@@ -187,7 +174,7 @@ type shard struct {
 	captures map[uint32]*capture // by tunnel ID, while an operator captures
 	auth     chan authResult
 	claimed  chan claimResult // the store's answers (claim.go)
-	timers   timerHeap
+	timers   timerheap.Heap[timerKey]
 	out      [][]byte
 	spare    *ppp.Output // lent to online subscribers (lendOutput)
 	ra       []byte      // a router advertisement being sent (sendRA)
@@ -228,7 +215,7 @@ func (sh *shard) run() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		sh.armTimer(timer)
+		sh.timers.Arm(timer)
 		select {
 		case p := <-sh.in:
 			sh.receive(time.Now(), p)
@@ -247,24 +234,6 @@ func (sh *shard) run() {
 			return
 		}
 	}
-}
-
-func (sh *shard) armTimer(t *time.Timer) {
-	if !t.Stop() {
-		select {
-		case <-t.C:
-		default:
-		}
-	}
-	if len(sh.timers) == 0 {
-		t.Reset(time.Hour)
-		return
-	}
-	d := time.Until(sh.timers[0].at)
-	if d < 0 {
-		d = 0
-	}
-	t.Reset(d)
 }
 
 // frameBatcher is a dataplane that sends PPP frames in batches.
@@ -311,10 +280,14 @@ func (sh *shard) expire(now time.Time) {
 		sh.batching = false
 		sh.flushFrames()
 	}()
-	for len(sh.timers) > 0 && !sh.timers[0].at.After(now) {
-		it := heap.Pop(&sh.timers).(timerItem)
+	for {
+		due, ok := sh.timers.PopDue(now)
+		if !ok {
+			break
+		}
+		it := due.Key
 		if it.pw {
-			if it.at.Equal(sh.pw.tickAt) {
+			if due.At.Equal(sh.pw.tickAt) {
 				sh.tickPW(now)
 			}
 			continue
@@ -325,7 +298,7 @@ func (sh *shard) expire(now time.Time) {
 		}
 		if it.sid != 0 {
 			sub := sh.subs[sessionKey(e.t, it.sid)]
-			if sub == nil || sub.e != e || !sub.scheduled.Equal(it.at) {
+			if sub == nil || sub.e != e || !sub.scheduled.Equal(due.At) {
 				continue // stale
 			}
 			sub.scheduled = time.Time{}
@@ -335,13 +308,13 @@ func (sh *shard) expire(now time.Time) {
 				// engine takes the time it was due, so an echo
 				// scheduled from it lands on the grid again however
 				// late the wake-up.
-				at = it.at
+				at = due.At
 			}
 			sh.tickPPP(sub, at)
 			sh.service(e, now)
 			continue
 		}
-		if !e.scheduled.Equal(it.at) {
+		if !e.scheduled.Equal(due.At) {
 			continue // stale
 		}
 		e.scheduled = time.Time{}
@@ -396,7 +369,7 @@ func (sh *shard) service(e *entry, now time.Time) {
 	}
 	if d := e.t.Deadline(); !d.IsZero() && (e.scheduled.IsZero() || d.Before(e.scheduled)) {
 		e.scheduled = d
-		heap.Push(&sh.timers, timerItem{at: d, id: e.t.ID()})
+		sh.timers.Push(d, timerKey{id: e.t.ID()})
 	}
 }
 

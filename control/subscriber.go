@@ -1,7 +1,6 @@
 package control
 
 import (
-	"container/heap"
 	"crypto/rand"
 	"fmt"
 	"net/netip"
@@ -383,7 +382,7 @@ func (sh *shard) schedule(sub *subscriber) {
 	}
 	if ok && (sub.scheduled.IsZero() || d.Before(sub.scheduled)) {
 		sub.scheduled = d
-		heap.Push(&sh.timers, timerItem{at: d, id: sub.e.t.ID(), sid: sub.sess.ID})
+		sh.timers.Push(d, timerKey{id: sub.e.t.ID(), sid: sub.sess.ID})
 	}
 }
 

@@ -1,7 +1,6 @@
 package lac
 
 import (
-	"container/heap"
 	"encoding/binary"
 	"io"
 	"net/netip"
@@ -11,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/l2tpd/l2tpd/control/timerheap"
 	"github.com/l2tpd/l2tpd/control/tunnel"
 	"github.com/l2tpd/l2tpd/control/wire"
 	"github.com/l2tpd/l2tpd/datapath"
@@ -103,23 +103,11 @@ const (
 	timerHandler
 )
 
-type timerItem struct {
-	at   time.Time
+// timerKey says what a deadline in the shard's heap is for; it is
+// stale unless it matches the owner's recorded deadline.
+type timerKey struct {
 	kind timerKind
 	id   uint64 // tunnel ID or CallID
-}
-
-type timerHeap []timerItem
-
-func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timerItem)) }
-func (h *timerHeap) Pop() any {
-	old := *h
-	it := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return it
 }
 
 type inPacket struct {
@@ -155,7 +143,7 @@ type shard struct {
 	calls   map[CallID]*call
 	byKey   map[datapath.SessionKey]*call
 	v3ids   map[uint32]struct{}
-	timers  timerHeap
+	timers  timerheap.Heap[timerKey]
 	pkts    [][]byte
 	ups     []Session // installed, the handler not told yet
 	// deferred calls wait for a tunnel to their LNS to finish opening.
@@ -224,7 +212,7 @@ func (sh *shard) run() {
 	defer timer.Stop()
 	var cmds []func(time.Time)
 	for {
-		sh.armTimer(timer)
+		sh.timers.Arm(timer)
 		select {
 		case p := <-sh.in:
 			sh.receive(time.Now(), p)
@@ -248,30 +236,10 @@ func (sh *shard) run() {
 	}
 }
 
-func (sh *shard) armTimer(t *time.Timer) {
-	if !t.Stop() {
-		select {
-		case <-t.C:
-		default:
-		}
-	}
-	if len(sh.timers) == 0 {
-		t.Reset(time.Hour)
-		return
-	}
-	d := time.Until(sh.timers[0].at)
-	if d < 0 {
-		d = 0
-	}
-	t.Reset(d)
-}
-
 // nextDeadline is the earliest timer (zero: none), for tests.
 func (sh *shard) nextDeadline() time.Time {
-	if len(sh.timers) == 0 {
-		return time.Time{}
-	}
-	return sh.timers[0].at
+	at, _ := sh.timers.Next()
+	return at
 }
 
 func (sh *shard) rand(b []byte) {
@@ -280,25 +248,29 @@ func (sh *shard) rand(b []byte) {
 
 // expire runs every timer that is due.
 func (sh *shard) expire(now time.Time) {
-	for len(sh.timers) > 0 && !sh.timers[0].at.After(now) {
-		it := heap.Pop(&sh.timers).(timerItem)
+	for {
+		due, ok := sh.timers.PopDue(now)
+		if !ok {
+			break
+		}
+		it := due.Key
 		switch it.kind {
 		case timerTunnel:
 			te := sh.tunnels[uint32(it.id)]
-			if te == nil || !te.scheduled.Equal(it.at) {
+			if te == nil || !te.scheduled.Equal(due.At) {
 				continue
 			}
 			te.scheduled = time.Time{}
 			sh.service(now, te)
 		case timerSetup:
 			c := sh.calls[CallID(it.id)]
-			if c == nil || c.up || !c.deadline.Equal(it.at) {
+			if c == nil || c.up || !c.deadline.Equal(due.At) {
 				continue
 			}
 			sh.abort(now, c, ErrSetupTimeout, tunnel.Result{Code: wire.CDNTimeout, Message: "call setup timed out"})
 		case timerHandler:
 			c := sh.calls[CallID(it.id)]
-			if c == nil || !c.timer.Equal(it.at) {
+			if c == nil || !c.timer.Equal(due.At) {
 				continue
 			}
 			c.timer = time.Time{}
@@ -316,7 +288,7 @@ func (sh *shard) setTimer(id CallID, at time.Time) {
 	}
 	c.timer = at
 	if !at.IsZero() {
-		heap.Push(&sh.timers, timerItem{at: at, kind: timerHandler, id: uint64(id)})
+		sh.timers.Push(at, timerKey{kind: timerHandler, id: uint64(id)})
 	}
 }
 
@@ -326,7 +298,7 @@ func (sh *shard) dial(now time.Time, id CallID, req CallRequest, cands []LNS, h 
 	c := &call{id: id, req: req, h: h, dialed: now, deadline: now.Add(sh.cfg.SetupTimeout)}
 	c.cands = order(cands, now, sh.dead.isDead, sh.cfg.Rand)
 	sh.calls[id] = c
-	heap.Push(&sh.timers, timerItem{at: c.deadline, kind: timerSetup, id: uint64(id)})
+	sh.timers.Push(c.deadline, timerKey{kind: timerSetup, id: uint64(id)})
 	sh.place(now, c)
 }
 
@@ -588,7 +560,7 @@ func (sh *shard) service(now time.Time, te *tunnelEntry) {
 	}
 	if !d.IsZero() && (te.scheduled.IsZero() || d.Before(te.scheduled)) {
 		te.scheduled = d
-		heap.Push(&sh.timers, timerItem{at: d, kind: timerTunnel, id: uint64(te.t.ID())})
+		sh.timers.Push(d, timerKey{kind: timerTunnel, id: uint64(te.t.ID())})
 	}
 }
 
