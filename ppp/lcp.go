@@ -21,11 +21,14 @@ const chapAlgMD5, chapAlgMSCHAPv2 = 5, 0x81
 
 // lcp is the Link Control Protocol layer of one Session.
 type lcp struct {
+	// f's deadline is also the next Echo-Request's: the restart timer
+	// never runs in Opened, where alone the echoes do (RFC 1661 §4.1:
+	// every way into Opened stops it, every way out calls tld, which
+	// stops the echoes).
 	f fsm
 	s *Session
 
-	echoDeadline time.Time
-	authIdx      int32 // index in cfg.auth of the protocol we ask for (server)
+	authIdx int32 // index in cfg.auth of the protocol we ask for (server)
 
 	// Our request.
 	magic uint32
@@ -378,13 +381,13 @@ func (l *lcp) startEcho(now time.Time) {
 	cfg := &l.s.cfg
 	l.echoOn = cfg.echoInterval > 0
 	l.echoPending = 0
-	l.echoDeadline = now.Add(cfg.echoInterval)
+	l.f.deadline = now.Add(cfg.echoInterval)
 }
 
 // echoTick sends the keepalive and declares the link dead after
 // EchoFailures unanswered requests.
 func (l *lcp) echoTick(now time.Time) {
-	if !l.echoOn || now.Before(l.echoDeadline) {
+	if !l.echoOn || now.Before(l.f.deadline) {
 		return
 	}
 	cfg := &l.s.cfg
@@ -398,5 +401,5 @@ func (l *lcp) echoTick(now time.Time) {
 	var m [4]byte
 	binary.BigEndian.PutUint32(m[:], l.ourMagic())
 	l.s.link.send(ProtoLCP, CodeEchoRequest, l.echoID, m[:])
-	l.echoDeadline = now.Add(cfg.echoInterval)
+	l.f.deadline = now.Add(cfg.echoInterval)
 }

@@ -22,10 +22,6 @@ type ipcp struct {
 	f fsm
 	s *Session
 
-	// Server: what the peer is given (Config.PeerIPv4, or the address
-	// an AuthResult set). Client: the server's address.
-	peer netip.Addr
-
 	// Our request: server: our address; client: the address we want.
 	local    [4]byte
 	sendAddr bool
@@ -45,7 +41,7 @@ func (c *ipcp) reset() {
 	c.sendAddr = true
 	cl.dns = [2][4]byte{}
 	cl.sendDNS = [2]bool{cl.requestDNS, cl.requestDNS}
-	c.peer = netip.Addr{}
+	cfg.setAddr(addrPeer, netip.Addr{})
 }
 
 func appendAddr4Option(b []byte, typ uint8, v [4]byte) []byte {
@@ -92,25 +88,26 @@ func (c *ipcp) checkRequest(opts, reply []byte, nakAllowed bool) (uint8, []byte)
 			if server {
 				// RFC 1332 §3.3: 0.0.0.0 (or any other address) asks
 				// us to provide one; Nak with the assigned address.
-				if !c.peer.Is4() || c.peer.IsUnspecified() {
+				peer := cfg.addr(addrPeer)
+				if !peer.Is4() || peer.IsUnspecified() {
 					return vRej, nak
 				}
-				if v == c.peer {
+				if v == peer {
 					return vAck, nak
 				}
-				return vNak, appendAddrOption(nak, ipcpOptAddress, c.peer)
+				return vNak, appendAddrOption(nak, ipcpOptAddress, peer)
 			}
 			// A server asking us for its own address: we have none.
 			if v.IsUnspecified() {
 				return vRej, nak
 			}
-			c.peer = v
+			cfg.setAddr(addrPeer, v)
 			return vAck, nak
 		case ipcpOptDNS1, ipcpOptDNS2:
 			v, ok := addrValue(o.Value)
-			want := cfg.dns1
+			want := cfg.addr(addrDNS1)
 			if o.Type == ipcpOptDNS2 {
-				want = cfg.dns2
+				want = cfg.addr(addrDNS2)
 			}
 			if !ok || !server || !want.Is4() {
 				return vRej, nak
@@ -184,13 +181,13 @@ func (c *ipcp) gotReject(opts []byte) bool {
 }
 
 func (c *ipcp) info() NetworkInfo {
-	n := NetworkInfo{Protocol: ProtoIPCP, PeerIPv4: c.peer}
+	n := NetworkInfo{Protocol: ProtoIPCP, PeerIPv4: c.s.cfg.addr(addrPeer)}
 	cl := c.s.client
 	if cl == nil {
 		if c.sendAddr {
 			n.LocalIPv4 = netip.AddrFrom4(c.local)
 		}
-		n.DNS1, n.DNS2 = c.s.cfg.dns1, c.s.cfg.dns2
+		n.DNS1, n.DNS2 = c.s.cfg.addr(addrDNS1), c.s.cfg.addr(addrDNS2)
 		return n
 	}
 	n.LocalIPv4 = netip.AddrFrom4(c.local)

@@ -52,16 +52,62 @@ type settings struct {
 	name         string
 	authTimeout  time.Duration
 	echoInterval time.Duration
-	// dns1 and dns2 are kept as given: NetworkUp reports them.
-	dns1, dns2          netip.Addr
-	timers              timers
+	timers       timers
+	// odd holds the addresses of addrs given as neither IPv4 nor
+	// absent (an IPv6 address as PeerIPv4, say): never sent, but
+	// reported back as given. Almost always nil.
+	odd                 *[3]netip.Addr
 	mru, minMRU, maxMRU uint16
 	// localIPv4 is what the server asks for, when sendLocal: only a
 	// non-zero IPv4 address is ever sent or reported.
-	localIPv4  [4]byte
+	localIPv4 [4]byte
+	// addrs are the peer's address (server: the one it is given;
+	// client: the server's) and the name servers the server offers.
+	addrs      [3]ip4
 	sendLocal  bool
 	role       Role
 	ipv4, ipv6 bool
+}
+
+// The addresses of settings.addrs.
+const (
+	addrPeer = iota
+	addrDNS1
+	addrDNS2
+)
+
+// ip4 is an address that is IPv4 or absent, in five octets.
+type ip4 struct {
+	a  [4]byte
+	ok bool
+}
+
+func (c *settings) addr(i int) netip.Addr {
+	if c.odd != nil && c.odd[i].IsValid() {
+		return c.odd[i]
+	}
+	if !c.addrs[i].ok {
+		return netip.Addr{}
+	}
+	return netip.AddrFrom4(c.addrs[i].a)
+}
+
+func (c *settings) setAddr(i int, a netip.Addr) {
+	if c.odd != nil {
+		c.odd[i] = netip.Addr{}
+	}
+	switch {
+	case !a.IsValid():
+		c.addrs[i] = ip4{}
+	case a.Is4():
+		c.addrs[i] = ip4{a: a.As4(), ok: true}
+	default:
+		if c.odd == nil {
+			c.odd = new([3]netip.Addr)
+		}
+		c.odd[i] = a
+		c.addrs[i] = ip4{}
+	}
 }
 
 // client is what only the client role needs.
@@ -109,8 +155,6 @@ func NewSession(cfg Config) (*Session, error) {
 		name:         cfg.Name,
 		authTimeout:  cfg.AuthTimeout,
 		echoInterval: cfg.EchoInterval,
-		dns1:         cfg.DNS1,
-		dns2:         cfg.DNS2,
 		timers:       cfg.Timers.compact(cfg.EchoFailures),
 		mru:          cfg.MRU,
 		minMRU:       cfg.MinMRU,
@@ -119,13 +163,15 @@ func NewSession(cfg Config) (*Session, error) {
 		ipv4:         cfg.IPv4,
 		ipv6:         cfg.IPv6,
 	}}
+	s.cfg.setAddr(addrDNS1, cfg.DNS1)
+	s.cfg.setAddr(addrDNS2, cfg.DNS2)
 	if a := cfg.LocalIPv4; a.Is4() && !a.IsUnspecified() {
 		s.cfg.localIPv4, s.cfg.sendLocal = a.As4(), true
 	}
 	if cfg.Role == RoleClient {
 		s.client = &client{user: cfg.User, password: cfg.Password, requestDNS: cfg.RequestDNS}
 	} else {
-		s.ipcp.peer = cfg.PeerIPv4
+		s.cfg.setAddr(addrPeer, cfg.PeerIPv4)
 	}
 	s.lcp.s = s
 	s.lcp.f.init(ProtoLCP, &s.lcp)
@@ -371,7 +417,7 @@ func (s *Session) Deadline() (time.Time, bool) {
 		}
 	}
 	add(s.lcp.f.Deadline())
-	add(s.lcp.echoDeadline, s.lcp.echoOn && s.lcp.f.state == StateOpened)
+	add(s.lcp.f.deadline, s.lcp.echoOn && s.lcp.f.state == StateOpened)
 	add(s.auth.deadline, s.auth.timerOn)
 	add(s.ipcp.f.Deadline())
 	if c := s.ipv6cp; c != nil {
@@ -512,15 +558,15 @@ func (s *Session) lcpFinished(now time.Time) { s.die(now) }
 
 func (s *Session) authDone(now time.Time, r AuthResult) {
 	if s.cfg.role == RoleServer && r.PeerIPv4.Is4() {
-		s.ipcp.peer = r.PeerIPv4
+		s.cfg.setAddr(addrPeer, r.PeerIPv4)
 	}
 	// Per-subscriber name servers replace the configured ones before
 	// IPCP starts, so its Naks and Acks already carry them.
 	if s.cfg.role == RoleServer && r.DNS1.Is4() {
-		s.cfg.dns1 = r.DNS1
+		s.cfg.setAddr(addrDNS1, r.DNS1)
 	}
 	if s.cfg.role == RoleServer && r.DNS2.Is4() {
-		s.cfg.dns2 = r.DNS2
+		s.cfg.setAddr(addrDNS2, r.DNS2)
 	}
 	s.link.event(Event{Kind: EventAuthenticated, Message: r.Message})
 	s.startNetwork(now)
