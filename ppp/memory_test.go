@@ -206,3 +206,62 @@ func TestSharedAuthList(t *testing.T) {
 		t.Error("empty list")
 	}
 }
+
+// A Session keeps no reference to the Output of a call once the call
+// returns, whatever the call: an owner lends one Output to many.
+func TestOutputNotKeptAfterCalls(t *testing.T) {
+	users := LocalUsers{"alice": "s3cret"}
+	p := newPair(t, clientConfig("alice", "s3cret"), serverConfig(AuthCHAPMD5), nil)
+	var out Output
+	check := func(call string) {
+		t.Helper()
+		if p.s.link.out != nil || p.c.link.out != nil {
+			t.Fatalf("Output kept after %s", call)
+		}
+	}
+	p.s.Start(p.now, &out)
+	check("Start")
+	p.collect(true, &out)
+	p.c.Start(p.now, &out)
+	check("Start")
+	p.collect(false, &out)
+	for len(p.pendingS)+len(p.pendingC) > 0 {
+		for len(p.pendingS) > 0 {
+			f := p.pendingS[0]
+			p.pendingS = p.pendingS[1:]
+			p.s.Input(p.now, f, &out)
+			check("Input")
+			var reqs []*AuthRequest
+			for _, e := range out.Events {
+				if e.Kind == EventAuthRequest {
+					reqs = append(reqs, e.Auth)
+				}
+			}
+			p.collect(true, &out)
+			for _, r := range reqs {
+				p.s.AuthResult(p.now, users.Authenticate(r), &out)
+				check("AuthResult")
+				p.collect(true, &out)
+			}
+		}
+		for len(p.pendingC) > 0 {
+			f := p.pendingC[0]
+			p.pendingC = p.pendingC[1:]
+			p.c.Input(p.now, f, &out)
+			check("Input")
+			p.collect(false, &out)
+		}
+	}
+	if p.s.Phase() != PhaseNetwork {
+		t.Fatalf("server %v; events %v", p.s.Phase(), kinds(p.sEvents))
+	}
+	p.s.Tick(p.now.Add(time.Hour), &out)
+	check("Tick")
+	p.s.Close(p.now, &out)
+	check("Close")
+	s, _ := NewSession(serverConfig(AuthCHAPMD5))
+	s.StartProxy(t0, EvaluateProxy(&Config{Role: RoleServer, Auth: []AuthProto{AuthCHAPMD5}}, chapProxy(), RenegotiateNever), &out)
+	if s.link.out != nil {
+		t.Fatal("Output kept after StartProxy")
+	}
+}

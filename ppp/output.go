@@ -8,7 +8,9 @@ import (
 // Output collects what one call into a Session produced: frames to send
 // to the peer, events for the owner and IP packets for the data path.
 // The owner calls Reset before reusing it, so a steady state allocates
-// nothing.
+// nothing. A Session uses the Output only during the call it is passed
+// to and keeps no reference to it, so one Output can serve many
+// sessions in turn.
 type Output struct {
 	buf    []byte
 	ends   []int
