@@ -603,7 +603,49 @@ func (t *Tunnel) onCallRequest(now time.Time, m *wire.Message) {
 	}
 	t.finish(now, b)
 	s.State = SessionWaitConnect
+	t.awaiting++
+	if t.cfg.SetupTimeout > 0 {
+		t.setupAt = earliest(t.setupAt, s.Created.Add(t.cfg.SetupTimeout))
+	}
 	t.emit(Event{Kind: SessionAnswered, SessionID: s.ID, Session: s})
+}
+
+// awaitsICCN reports whether s is an incoming call we answered that is
+// not yet established.
+func awaitsICCN(s *Session) bool {
+	return !s.Initiator && s.Kind == Incoming && s.State == SessionWaitConnect
+}
+
+// leaveSetup takes s out of the calls waiting for their ICCN; with none
+// left there is nothing to expire.
+func (t *Tunnel) leaveSetup(s *Session) {
+	if !awaitsICCN(s) {
+		return
+	}
+	if t.awaiting--; t.awaiting == 0 {
+		t.setupAt = time.Time{}
+	}
+}
+
+// expireSetups clears each answered call whose ICCN has not come within
+// SetupTimeout of its ICRQ (RFC 2661 §7.4.2: a local close request in
+// wait-connect, CDN result 10 of §4.4.2) and finds the next expiry. It
+// runs only once setupAt has passed: the sessions are not walked on
+// every Poll.
+func (t *Tunnel) expireSetups(now time.Time) {
+	var next time.Time
+	for _, s := range t.sessions {
+		if !awaitsICCN(s) {
+			continue
+		}
+		exp := s.Created.Add(t.cfg.SetupTimeout)
+		if now.Before(exp) {
+			next = earliest(next, exp)
+			continue
+		}
+		t.closeSession(now, s, Result{Code: wire.CDNTimeout, Message: "no ICCN within " + t.cfg.SetupTimeout.String()}, nil, true)
+	}
+	t.setupAt = next
 }
 
 func (s *Session) maxSpeed() uint32 {
@@ -710,6 +752,7 @@ func (t *Tunnel) onCallConnected(now time.Time, m *wire.Message) {
 }
 
 func (t *Tunnel) sessionUp(now time.Time, s *Session) {
+	t.leaveSetup(s)
 	s.params = nil
 	s.State = SessionEstablished
 	s.UpAt = now
@@ -862,6 +905,7 @@ func (t *Tunnel) closeSession(now time.Time, s *Session, res Result, cause *Disc
 }
 
 func (t *Tunnel) removeSession(s *Session) {
+	t.leaveSetup(s)
 	delete(t.sessions, s.ID)
 	if s.PeerID != 0 && t.byPeer[s.PeerID] == s.ID {
 		delete(t.byPeer, s.PeerID)

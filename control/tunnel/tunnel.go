@@ -70,6 +70,11 @@ type Config struct {
 	RetransmitCap     time.Duration
 	MaxRetransmits    int
 	MaxSessions       int
+	// SetupTimeout bounds an incoming call we answered (ICRP sent, v2 or
+	// v3): one not established this long after its ICRQ arrived is
+	// cleared with a CDN, result 10 (RFC 2661 §7.4.2, §4.4.2). Zero: no
+	// bound.
+	SetupTimeout time.Duration
 	// Rand supplies challenges, Random Vectors, tie breakers and session
 	// IDs; tests inject a deterministic source.
 	Rand io.Reader
@@ -146,6 +151,12 @@ type Tunnel struct {
 	sessions map[uint32]*Session
 	byPeer   map[uint32]uint32 // peer session ID → local ID
 	events   []Event
+	// awaiting counts the answered calls waiting for their ICCN; setupAt
+	// is the earliest of their expiries (zero: none). It can be early,
+	// never late: calls that come up leave it, and the scan at setupAt
+	// finds the next one.
+	awaiting int
+	setupAt  time.Time
 
 	rv      []byte // Random Vector of the message being built
 	hideNow bool   // the message being built may carry hidden AVPs
@@ -858,6 +869,7 @@ func (t *Tunnel) Deadline() time.Time {
 		if t.cfg.Hello > 0 && t.ch.Idle() {
 			d = earliest(d, t.helloAt())
 		}
+		d = earliest(d, t.setupAt)
 	}
 	return d
 }
@@ -890,6 +902,9 @@ func (t *Tunnel) Poll(now time.Time, out [][]byte) [][]byte {
 			return out
 		}
 	case StateEstablished:
+		if !t.setupAt.IsZero() && !now.Before(t.setupAt) {
+			t.expireSetups(now)
+		}
 		if t.cfg.Hello > 0 && !now.Before(t.helloAt()) && t.ch.Idle() {
 			t.finish(now, t.begin(wire.MsgHello, 0))
 		}
