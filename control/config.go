@@ -29,7 +29,12 @@ type Config struct {
 	RetransmitInitial time.Duration
 	RetransmitCap     time.Duration
 	MaxRetransmits    int
-	Limits            Limits
+	// SessionSetupTimeout bounds a call we answered (ICRP sent) that the
+	// peer never connects: without an ICCN this long after its ICRQ it is
+	// cleared (CDN result 10) and what it held is released. Zero: no
+	// bound.
+	SessionSetupTimeout time.Duration
+	Limits              Limits
 
 	// PPP is how subscribers' PPP sessions are terminated.
 	PPP PPP
@@ -170,6 +175,9 @@ func DefaultConfig() Config {
 		RetransmitInitial: time.Second,
 		RetransmitCap:     8 * time.Second,
 		MaxRetransmits:    5,
+		// An ICCN follows the ICRP within a round trip; 30 s leaves room
+		// for a LAC that retransmits several times.
+		SessionSetupTimeout: 30 * time.Second,
 		PPP: PPP{
 			MRU:          1500,
 			Auth:         []string{"chap", "pap"},

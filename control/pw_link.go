@@ -250,6 +250,7 @@ func (sh *shard) dial(d *dialer, now time.Time) {
 		RetransmitCap:     cfg.RetransmitCap,
 		MaxRetransmits:    cfg.MaxRetransmits,
 		MaxSessions:       cfg.Limits.MaxSessionsPerTunnel,
+		SetupTimeout:      cfg.SessionSetupTimeout,
 		Rand:              rand.Reader,
 		Pseudowires:       cfg.pwCapabilities(),
 		Bind:              func(s *tunnel.Session) (tunnel.PWParams, *tunnel.Result) { return sh.bindPW(e, s) },

@@ -294,7 +294,7 @@ func diffConfig(a, b *Config) Diff {
 		add("hostname %q -> %q (new tunnels)", a.HostName, b.HostName)
 	}
 	if a.ReceiveWindow != b.ReceiveWindow || a.Hello != b.Hello || a.RetransmitInitial != b.RetransmitInitial ||
-		a.RetransmitCap != b.RetransmitCap || a.MaxRetransmits != b.MaxRetransmits {
+		a.RetransmitCap != b.RetransmitCap || a.MaxRetransmits != b.MaxRetransmits || a.SessionSetupTimeout != b.SessionSetupTimeout {
 		add("control channel timers or window changed (new tunnels)")
 	}
 	for _, c := range limitChanges(a.Limits, b.Limits) {

@@ -552,6 +552,7 @@ func (sh *shard) newTunnel(now time.Time, p inPacket, h wire.Header) {
 		RetransmitCap:     cfg.RetransmitCap,
 		MaxRetransmits:    cfg.MaxRetransmits,
 		MaxSessions:       cfg.Limits.MaxSessionsPerTunnel,
+		SetupTimeout:      cfg.SessionSetupTimeout,
 		Admit:             func() bool { return sh.admitSession(e) },
 		Rand:              rand.Reader,
 		Pseudowires:       cfg.pwCapabilities(),

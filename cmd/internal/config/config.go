@@ -100,6 +100,9 @@ type Channel struct {
 	RetransmitInitial time.Duration
 	RetransmitCap     time.Duration
 	MaxRetries        int
+	// SessionSetupTimeout clears a call answered with ICRP and never
+	// connected by an ICCN.
+	SessionSetupTimeout time.Duration
 }
 
 // Peer is a tunnel-peer policy.
@@ -158,12 +161,13 @@ func Default() *File {
 		Log:      Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
 		Admin:    Admin{Socket: DefaultAdminSocket, Mode: DefaultAdminMode},
 		Channel: Channel{
-			Shards:            c.Shards,
-			ReceiveWindow:     c.ReceiveWindow,
-			HelloInterval:     c.Hello,
-			RetransmitInitial: c.RetransmitInitial,
-			RetransmitCap:     c.RetransmitCap,
-			MaxRetries:        c.MaxRetransmits,
+			Shards:              c.Shards,
+			ReceiveWindow:       c.ReceiveWindow,
+			HelloInterval:       c.Hello,
+			RetransmitInitial:   c.RetransmitInitial,
+			RetransmitCap:       c.RetransmitCap,
+			MaxRetries:          c.MaxRetransmits,
+			SessionSetupTimeout: c.SessionSetupTimeout,
 		},
 		Limits:      c.Limits,
 		DefaultPeer: Peer{Name: "default"},
@@ -218,6 +222,7 @@ func (f *File) Control() control.Config {
 		LAC:               cloneLAC(f.LAC),
 		Datapath:          f.Datapath,
 	}
+	cfg.SessionSetupTimeout = f.Channel.SessionSetupTimeout
 	cfg.Pseudowires = slices.Clone(f.Pseudowires)
 	for _, st := range f.StaticTunnels {
 		st.Sessions = slices.Clone(st.Sessions)

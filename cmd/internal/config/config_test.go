@@ -27,6 +27,7 @@ control:
   receive_window: 32
   hello_interval: 30s
   retransmit: {initial: 500ms, cap: 4s, max_retries: 7}
+  session_setup_timeout: 45s
 limits: {max_tunnels: 10, max_sessions: 20, max_sessions_per_tunnel: 5, max_half_open_per_peer: 2, max_tunnels_per_peer: 3,
   max_sessions_per_peer: 9, max_sessions_in_setup: 8, max_sessions_in_setup_per_peer: 0, sccrq_rate: 2.5, sccrq_burst: 5,
   sccrq_rate_per_peer: 0, sccrq_burst_per_peer: 0, icrq_rate: 50, icrq_burst: 100, icrq_rate_per_peer: 0.5, icrq_burst_per_peer: 1,
@@ -83,6 +84,8 @@ func TestParseFull(t *testing.T) {
 		RetransmitInitial: 500 * time.Millisecond,
 		RetransmitCap:     4 * time.Second,
 		MaxRetransmits:    7,
+		// RFC 2661 §7.4.2: an answered call without ICCN is cleared.
+		SessionSetupTimeout: 45 * time.Second,
 		Limits: control.Limits{MaxTunnels: 10, MaxSessions: 20, MaxSessionsPerTunnel: 5, MaxHalfOpenPerPeer: 2, MaxTunnelsPerPeer: 3,
 			MaxSessionsPerPeer: 9, MaxSessionsInSetup: 8, SCCRQRate: 2.5, SCCRQBurst: 5, ICRQRate: 50, ICRQBurst: 100,
 			ICRQRatePerPeer: 0.5, ICRQBurstPerPeer: 1, SessionsPerUser: 2},
@@ -230,6 +233,10 @@ func TestInvalidField(t *testing.T) {
 		{"hello negative", "control: {hello_interval: -1s}\n", "control.hello_interval", 1, "must be positive"},
 		{"hello zero", "control: {hello_interval: 0s}\n", "control.hello_interval", 1, "must be positive"},
 		{"hello garbage", "control: {hello_interval: soon}\n", "control.hello_interval", 1, "invalid duration"},
+		{"setup timeout no unit", "control: {session_setup_timeout: 30}\n", "control.session_setup_timeout", 1, "needs a unit"},
+		{"setup timeout zero", "control:\n  session_setup_timeout: 0s\n", "control.session_setup_timeout", 2, "must be positive"},
+		{"setup timeout negative", "control: {session_setup_timeout: -5s}\n", "control.session_setup_timeout", 1, "must be positive"},
+		{"setup timeout garbage", "control: {session_setup_timeout: [30s]}\n", "control.session_setup_timeout", 1, "a duration"},
 		{"cap below initial", "control:\n  retransmit:\n    initial: 2s\n    cap: 1s\n", "control.retransmit.cap", 4, "below the initial timeout"},
 		{"initial above default cap", "control:\n  retransmit:\n    initial: 10s\n", "control.retransmit.initial", 3, "below the initial timeout"},
 		{"max retries zero", "control: {retransmit: {max_retries: 0}}\n", "control.retransmit.max_retries", 1, "from 1 to 100"},

@@ -279,6 +279,7 @@ func (d *decoder) channel(path string, n *yaml.Node, c *Channel) {
 			}
 		}},
 		{"hello_interval", func(p string, v *yaml.Node) { d.duration(p, v, &c.HelloInterval) }},
+		{"session_setup_timeout", func(p string, v *yaml.Node) { d.duration(p, v, &c.SessionSetupTimeout) }},
 		{"retransmit", func(p string, v *yaml.Node) {
 			d.mapping(p, v, []field{
 				{"initial", func(p string, v *yaml.Node) {
