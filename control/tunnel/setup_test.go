@@ -2,6 +2,8 @@ package tunnel
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -393,5 +395,109 @@ func TestSetupTimeoutLeavesOutgoingCalls(t *testing.T) {
 	}
 	if strings.Contains(l.transcript(), "CDN") {
 		t.Fatalf("outgoing call cleared:\n%s", l.transcript())
+	}
+}
+
+// A long random mix of ICRQs, ICCNs, CDNs either way and clock steps
+// keeps the tunnel's bookkeeping true: the count of calls waiting for
+// their ICCN is exact, the kept expiry is never later than the earliest
+// real one (so no call outlives its bound), and every CDN 10 clears a
+// call at least SetupTimeout old.
+func TestSetupTimeoutBookkeeping(t *testing.T) {
+	const timeout = 20 * time.Second
+	for _, v := range []uint8{2, 3} {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
+			c := newScriptLAC(t, v, setupCfg(v, timeout))
+			rng := rand.New(rand.NewPCG(uint64(v), 7))
+			placed := map[uint32]time.Time{} // by the LAC's session ID
+			// pick chooses one of the LNS's calls, waiting ones only if
+			// asked, in a repeatable order.
+			pick := func(waiting bool) (uint32, *Session) {
+				var live []*Session
+				c.lns.Sessions(func(s *Session) {
+					if !waiting || s.State == SessionWaitConnect {
+						live = append(live, s)
+					}
+				})
+				if len(live) == 0 {
+					return 0, nil
+				}
+				slices.SortFunc(live, func(a, b *Session) int { return int(a.PeerID) - int(b.PeerID) })
+				s := live[rng.IntN(len(live))]
+				return s.PeerID, s
+			}
+			for step := 0; step < 2000; step++ {
+				switch op := rng.IntN(10); {
+				case op < 3:
+					sid := uint32(0x1000 + step)
+					c.icrq(sid)
+					placed[sid] = c.now
+				case op < 5:
+					if sid, s := pick(true); s != nil {
+						c.iccn(sid, s.ID)
+					}
+				case op == 5:
+					if sid, s := pick(false); s != nil {
+						c.send(wire.MsgCDN, s.ID, func(b []byte) []byte {
+							b = wire.AppendResultCode(b, true, wire.CDNLostCarrier, 0, "")
+							if v == 2 {
+								return wire.AppendAVPUint16(b, true, wire.VendorIETF, wire.AVPAssignedSessionID, uint16(sid))
+							}
+							b = wire.AppendAVPUint32(b, true, wire.VendorIETF, wire.AVPLocalSessionID, sid)
+							return wire.AppendAVPUint32(b, true, wire.VendorIETF, wire.AVPRemoteSessionID, s.ID)
+						})
+					}
+				case op == 6:
+					if _, s := pick(false); s != nil {
+						if err := c.lns.CloseSession(c.now, s.ID, Result{Code: wire.CDNAdmin}, nil); err != nil {
+							t.Fatal(err)
+						}
+					}
+				default:
+					// Sometimes straight to the tunnel's deadline.
+					next := c.now.Add(time.Duration(rng.IntN(8000)) * time.Millisecond)
+					if d := c.lns.Deadline(); rng.IntN(2) == 0 && d.After(c.now) {
+						next = d
+					}
+					c.now = next
+				}
+				c.at(c.now)
+				waiting := 0
+				var first time.Time
+				c.lns.Sessions(func(s *Session) {
+					if s.State != SessionWaitConnect {
+						return
+					}
+					waiting++
+					exp := s.Created.Add(timeout)
+					if !c.now.Before(exp) {
+						t.Fatalf("step %d: call %#x waits past its expiry %v", step, s.PeerID, exp)
+					}
+					first = earliest(first, exp)
+				})
+				if waiting != c.lns.awaiting {
+					t.Fatalf("step %d: %d calls wait for their ICCN, the tunnel counts %d", step, waiting, c.lns.awaiting)
+				}
+				if waiting > 0 && (c.lns.setupAt.IsZero() || c.lns.setupAt.After(first) || c.lns.Deadline().After(first)) {
+					t.Fatalf("step %d: kept expiry %v, deadline %v, earliest call's %v", step, c.lns.setupAt, c.lns.Deadline(), first)
+				}
+				if waiting == 0 && !c.lns.setupAt.IsZero() {
+					t.Fatalf("step %d: expiry %v kept with no call waiting", step, c.lns.setupAt)
+				}
+			}
+			timedOut := 0
+			for _, cdn := range c.cdns {
+				if cdn.res.Code != wire.CDNTimeout {
+					continue
+				}
+				timedOut++
+				if age := cdn.at.Sub(placed[cdn.peerSID]); age < timeout {
+					t.Fatalf("call %#x cleared %v after its ICRQ", cdn.peerSID, age)
+				}
+			}
+			if timedOut == 0 {
+				t.Fatalf("no call timed out in the run (%d CDNs)", len(c.cdns))
+			}
+		})
 	}
 }
