@@ -16,7 +16,10 @@ type AsyncConfig struct {
 	// Writer names this process lifetime to Store.Apply, which uses it
 	// to apply each write once; it must differ between restarts and
 	// between nodes: node ID and boot epoch, for example "lns1/42".
-	// Required.
+	// Empty when the writer cannot be named yet (the store has not been
+	// reached, so the boot epoch is unknown): writes are then queued
+	// but not applied, and the store counts as unreachable (Up false),
+	// until SetWriter.
 	Writer string
 	// QueueLimit bounds the writes waiting (65536); beyond it writes
 	// fail with ErrQueueFull.
@@ -76,6 +79,7 @@ type Async struct {
 	cfg AsyncConfig
 
 	mu       sync.Mutex
+	writer   string // empty until named: nothing is applied
 	q        []Write
 	seq      uint64
 	applied  uint64 // highest Seq applied
@@ -92,9 +96,6 @@ type Async struct {
 
 // NewAsync starts the writer goroutine over s. Stop it with Close.
 func NewAsync(s Store, cfg AsyncConfig) (*Async, error) {
-	if cfg.Writer == "" {
-		return nil, errors.New("store: async: Writer is required")
-	}
 	if cfg.QueueLimit <= 0 {
 		cfg.QueueLimit = 65536
 	}
@@ -120,13 +121,39 @@ func NewAsync(s Store, cfg AsyncConfig) (*Async, error) {
 	a := &Async{
 		s:        s,
 		cfg:      cfg,
+		writer:   cfg.Writer,
 		progress: make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		cancel:   cancel,
 		done:     make(chan struct{}),
 	}
+	a.down.Store(cfg.Writer == "")
 	go a.run(ctx)
 	return a, nil
+}
+
+// SetWriter names the writer of an Async made without one and starts
+// applying what was queued meanwhile, in order. The caller has just
+// reached the store (its boot epoch names the writer): Up turns true
+// without OnHealth being told, the caller reporting that change itself.
+// It fails when the writer is already named.
+func (a *Async) SetWriter(writer string) error {
+	if writer == "" {
+		return errors.New("store: async: empty writer")
+	}
+	a.mu.Lock()
+	if a.writer != "" {
+		a.mu.Unlock()
+		return fmt.Errorf("store: async: writer already named %q", a.writer)
+	}
+	a.writer = writer
+	a.mu.Unlock()
+	a.down.Store(false)
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+	return nil
 }
 
 // Store returns the store behind the queue, for reads.
@@ -338,7 +365,11 @@ func (a *Async) Close(ctx context.Context) error {
 	}
 	a.cancel()
 	if n := a.Depth(); n > 0 {
-		return fmt.Errorf("store: async close: %d writes not applied: %w", n, ctx.Err())
+		cause := ctx.Err()
+		if cause == nil {
+			cause = ErrUnavailable // no writer named: the store was never reached
+		}
+		return fmt.Errorf("store: async close: %d writes not applied: %w", n, cause)
 	}
 	return nil
 }
@@ -350,6 +381,10 @@ func (a *Async) run(ctx context.Context) {
 	for {
 		a.mu.Lock()
 		n := min(len(a.q), a.cfg.BatchSize)
+		writer := a.writer
+		if writer == "" {
+			n = 0 // held until SetWriter; Close gives up on them
+		}
 		batch = append(batch[:0], a.q[:n]...)
 		closing := a.closing
 		a.mu.Unlock()
@@ -365,7 +400,7 @@ func (a *Async) run(ctx context.Context) {
 			}
 		}
 		actx, cancel := context.WithTimeout(ctx, a.cfg.ApplyTimeout)
-		err := unavailable("apply", a.s.Apply(actx, a.cfg.Writer, batch))
+		err := unavailable("apply", a.s.Apply(actx, writer, batch))
 		cancel()
 		a.note(err)
 		if err != nil {

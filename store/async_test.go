@@ -181,12 +181,6 @@ func TestAsyncCallTimeout(t *testing.T) {
 	}
 }
 
-func TestAsyncNeedsWriter(t *testing.T) {
-	if _, err := store.NewAsync(memory.New(memory.Config{}), store.AsyncConfig{}); err == nil {
-		t.Fatal("NewAsync without a writer name succeeded")
-	}
-}
-
 func TestStringers(t *testing.T) {
 	// RFC 2866 §5.1 Acct-Status-Type values.
 	for s, want := range map[store.AcctStatus]string{1: "Start", 2: "Stop", 3: "Interim-Update", 7: "Accounting-On", 8: "Accounting-Off", 9: "AcctStatus(9)"} {
