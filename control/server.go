@@ -160,7 +160,14 @@ func (s *Server) Run(ctx context.Context) error {
 		s.closeStore()
 		return err
 	}
-	s.stopRecovered()
+	// After the accounting spool exists, which takes over the previous
+	// run's records before the Acct-Stops of its sessions are spooled.
+	if err := s.connectStore(ctx); err != nil {
+		abort()
+		s.stopAAA()
+		s.closeStore()
+		return err
+	}
 	dctx, stopDatapath := context.WithCancel(context.Background())
 	dpDone := make(chan error, 1)
 	go func() { dpDone <- eng.Run(dctx) }()

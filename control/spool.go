@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -25,9 +26,15 @@ import (
 // with the database; a record acknowledged by RADIUS before its write
 // is never written.
 //
-// At start the spool takes over the records the node's previous run
-// left in the store (undelivered, or delivered but not yet deleted when
-// it died) and offers them first.
+// The spool takes over the records the node's previous run left in the
+// store (undelivered, or delivered but not yet deleted when it died)
+// before it writes any of its own, so that it never mistakes one of its
+// own for one of them. When the store answers at start, they are taken
+// over at once and offered first. When it does not (a node started
+// during a database outage), the spool starts empty: what this run puts
+// is held in memory and offered from there, as during any outage, and
+// the previous run's records are taken over when the store is reached,
+// before anything is written, and offered after those already held.
 type storeSpool struct {
 	st    store.Store
 	async *store.Async
@@ -37,8 +44,11 @@ type storeSpool struct {
 	mu      sync.Mutex
 	seq     uint64
 	entries []spoolEntry // ascending seq
-	failing bool         // the last write failed
+	failing bool         // the last write (or take-over) failed
 	closing bool
+	loaded  bool // the previous run's records are taken over
+
+	loadMu sync.Mutex // one take-over at a time
 
 	wake chan struct{}
 	done chan struct{}
@@ -57,6 +67,9 @@ type spoolConfig struct {
 	Notify func()
 	// OnError is told of failed writes.
 	OnError func(error)
+	// OnRecovered is told how many records of the previous run were
+	// taken over.
+	OnRecovered func(n int)
 	// After is time.After unless a test drives the retries.
 	After func(time.Duration) <-chan time.Time
 }
@@ -92,16 +105,50 @@ func newStoreSpool(ctx context.Context, st store.Store, async *store.Async, node
 	}
 	sp := &storeSpool{st: st, async: async, node: node, cfg: cfg,
 		wake: make(chan struct{}, 1), done: make(chan struct{}), quit: make(chan struct{})}
-	old, err := st.AcctNext(ctx, node, maxRecovered)
-	if err != nil {
-		return nil, fmt.Errorf("control: accounting spool: %w", err)
+	if err := sp.takeOver(ctx, st); err != nil && !errors.Is(err, store.ErrUnavailable) {
+		return nil, err
 	}
+	go sp.run()
+	return sp, nil
+}
+
+// takeOver loads, once, the records the node's previous run left in st
+// (the spool's store, or the one it is about to become) and places them
+// after those already held. Nothing is written before it succeeds.
+func (sp *storeSpool) takeOver(ctx context.Context, st store.Store) error {
+	sp.loadMu.Lock()
+	defer sp.loadMu.Unlock()
+	if sp.isLoaded() {
+		return nil
+	}
+	old, err := st.AcctNext(ctx, sp.node, maxRecovered)
+	if err != nil {
+		return fmt.Errorf("control: accounting spool: %w", err)
+	}
+	sp.mu.Lock()
 	for _, r := range old {
 		sp.seq++
 		sp.entries = append(sp.entries, spoolEntry{seq: sp.seq, rec: fromStoreAcct(r), id: r.ID})
 	}
-	go sp.run()
-	return sp, nil
+	sp.loaded = true
+	sp.mu.Unlock()
+	if sp.cfg.OnRecovered != nil {
+		sp.cfg.OnRecovered(len(old))
+	}
+	select {
+	case sp.wake <- struct{}{}:
+	default:
+	}
+	if len(old) > 0 {
+		sp.cfg.Notify()
+	}
+	return nil
+}
+
+func (sp *storeSpool) isLoaded() bool {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.loaded
 }
 
 // Len is how many records are held: not yet written or not yet
@@ -242,6 +289,37 @@ func (sp *storeSpool) run() {
 	defer close(sp.done)
 	backoff := time.Duration(0)
 	for {
+		if !sp.isLoaded() {
+			ctx, cancel := context.WithTimeout(context.Background(), sp.cfg.Timeout)
+			err := sp.takeOver(ctx, sp.st)
+			cancel()
+			if err == nil {
+				backoff = 0
+				continue
+			}
+			backoff = min(max(2*backoff, sp.cfg.RetryMin), sp.cfg.RetryMax)
+			if _, _, ok := sp.pending(); ok {
+				sp.failed(err)
+			} else if sp.isClosing() {
+				return
+			} else {
+				// Nothing waits to be written: retry quietly, and
+				// at once when a record comes.
+				select {
+				case <-sp.cfg.After(backoff):
+				case <-sp.wake:
+				case <-sp.quit:
+					return
+				}
+				continue
+			}
+			select {
+			case <-sp.cfg.After(backoff):
+			case <-sp.quit:
+				return
+			}
+			continue
+		}
 		seq, rec, ok := sp.pending()
 		if !ok {
 			sp.mu.Lock()
@@ -261,10 +339,9 @@ func (sp *storeSpool) run() {
 		id, err := sp.st.AcctEnqueue(ctx, toStoreAcct(sp.node, rec))
 		cancel()
 		sp.mu.Lock()
-		wasFailing := sp.failing
-		sp.failing = err != nil
 		var orphan int64
 		if err == nil {
+			sp.failing = false
 			i := sp.search(seq)
 			if i < len(sp.entries) && sp.entries[i].seq == seq {
 				if sp.entries[i].acked {
@@ -285,12 +362,7 @@ func (sp *storeSpool) run() {
 			sp.cfg.Notify()
 			continue
 		}
-		if sp.cfg.OnError != nil {
-			sp.cfg.OnError(err)
-		}
-		if !wasFailing {
-			sp.cfg.Notify() // offer from memory while the store is down
-		}
+		sp.failed(err)
 		backoff = min(max(2*backoff, sp.cfg.RetryMin), sp.cfg.RetryMax)
 		select {
 		case <-sp.cfg.After(backoff):
@@ -298,6 +370,27 @@ func (sp *storeSpool) run() {
 			return
 		}
 	}
+}
+
+// failed notes a failed write or take-over: the records held are
+// offered from memory until a write succeeds.
+func (sp *storeSpool) failed(err error) {
+	sp.mu.Lock()
+	wasFailing := sp.failing
+	sp.failing = true
+	sp.mu.Unlock()
+	if sp.cfg.OnError != nil {
+		sp.cfg.OnError(err)
+	}
+	if !wasFailing {
+		sp.cfg.Notify() // offer from memory while the store is down
+	}
+}
+
+func (sp *storeSpool) isClosing() bool {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.closing
 }
 
 // toStoreAcct keeps what RADIUS needs: the store's columns, and the

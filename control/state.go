@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -41,23 +43,45 @@ const (
 )
 
 // stateStore is the Server's persistence: the store and the queue that
-// keeps every write off the shards.
+// keeps every write off the shards. It is set before the shards start
+// and not changed after: a shared store that is reached later is handed
+// to the Deferred in d, which answers ErrUnavailable until then.
 type stateStore struct {
 	s     store.Store
 	async *store.Async
 	node  string
-	close func()
 	// shared: the store is a database other nodes may use, so leases
 	// and user slots are claimed in it before a session gets them.
 	shared bool
-	// orphans are the sessions the previous run left open, for
-	// stopRecovered.
+	// d is the shared store once reached (s is d when shared).
+	d *store.Deferred
+	// orphans are the sessions the previous run left open in a memory
+	// store, for stopRecovered.
 	orphans []store.SessionRecord
-	// stopHealth ends the health probe; healthDone is closed when it
-	// has.
-	stopHealth chan struct{}
-	healthDone chan struct{}
+	// reached: the shared store has been reached once (registered,
+	// recovered); the health probe starts then.
+	reached *atomic.Bool
+	// closeDB closes what reaching the shared store opened.
+	closeDB func()
+	closeMu *sync.Mutex
+	// stopHealth ends the health probe and the reconnection;
+	// healthDone and connectDone (nil unless reconnecting) are closed
+	// when they have.
+	stopHealth  chan struct{}
+	healthDone  chan struct{}
+	connectDone chan struct{}
+	// healthMu orders the health reports (storeHealth).
+	healthMu *sync.Mutex
 }
+
+// Reaching a shared store: each attempt is bounded; after a failed one
+// at start the next comes after storeRetryMin, doubling up to
+// storeRetryMax.
+const (
+	storeAttemptTimeout = 5 * time.Second
+	storeRetryMin       = time.Second
+	storeRetryMax       = 10 * time.Second
+)
 
 // nodeID is the configured node ID, else the machine's host name (not
 // the L2TP Host Name, which nodes often share).
@@ -72,65 +96,214 @@ func (s *Server) nodeID() string {
 	return cfg.HostName
 }
 
-// openStore opens the configured store, registers this node and closes
-// what it left open when it last stopped without a shutdown: each such
-// session gets an Acct-Stop with cause NAS-Reboot (RFC 2866 §5.10) and
-// its leases and user slots are freed.
+// openStore sets up the configured store. The memory store is opened
+// at once, the node registered and recovered. A shared store is only
+// prepared: the write queue and the claim workers run over a Deferred
+// that counts as unreachable until connectStore reaches the database.
 func (s *Server) openStore(ctx context.Context) error {
 	cfg := s.config().Store
-	var st store.Store
-	closeFn := func() {}
-	shared := cfg.Backend == "postgres"
-	switch {
-	case s.sharedStore != nil:
-		st, shared = s.sharedStore, true
-	case cfg.Backend == "" || cfg.Backend == "memory":
-		st = memory.New(memory.Config{})
-	case cfg.Backend == "postgres":
-		pg, err := postgres.Open(ctx, cfg.URL, postgres.Config{OnDropped: func(w store.Write, err error) {
-			s.log.Error("store refused a write", zap.Error(err))
-		}})
+	node := s.nodeID()
+	shared := s.sharedStore != nil || cfg.Backend == "postgres"
+	if !shared {
+		if cfg.Backend != "" && cfg.Backend != "memory" {
+			return fmt.Errorf("control: unknown store backend %q", cfg.Backend)
+		}
+		st := memory.New(memory.Config{})
+		epoch, err := st.RegisterNode(ctx, node)
+		if err != nil {
+			return fmt.Errorf("control: store: register node %s: %w", node, err)
+		}
+		orphans, err := st.Recover(ctx, node, time.Now())
+		if err != nil {
+			return fmt.Errorf("control: store: recover node %s: %w", node, err)
+		}
+		async, err := store.NewAsync(st, store.AsyncConfig{
+			Writer:   fmt.Sprintf("%s/%d", node, epoch),
+			OnError:  func(err error) { s.log.Warn("store write failed, retrying", zap.Error(err)) },
+			OnHealth: s.storeHealth,
+		})
 		if err != nil {
 			return fmt.Errorf("control: store: %w", err)
 		}
-		st, closeFn = pg, pg.Close
-	default:
-		return fmt.Errorf("control: unknown store backend %q", cfg.Backend)
+		s.state = stateStore{s: st, async: async, node: node, orphans: orphans, reached: new(atomic.Bool),
+			closeDB: func() {}, closeMu: new(sync.Mutex), healthMu: new(sync.Mutex),
+			stopHealth: make(chan struct{}), healthDone: make(chan struct{})}
+		s.state.reached.Store(true)
+		close(s.state.healthDone)
+		s.storeUp.Store(true)
+		s.log.Info("store open", zap.String("backend", "memory"), zap.String("node", node))
+		return nil
 	}
-	node := s.nodeID()
-	epoch, err := st.RegisterNode(ctx, node)
-	if err != nil {
-		closeFn()
-		return fmt.Errorf("control: store: register node %s: %w", node, err)
-	}
-	orphans, err := st.Recover(ctx, node, time.Now())
-	if err != nil {
-		closeFn()
-		return fmt.Errorf("control: store: recover node %s: %w", node, err)
-	}
-	async, err := store.NewAsync(st, store.AsyncConfig{
-		Writer:   fmt.Sprintf("%s/%d", node, epoch),
+	d := store.NewDeferred()
+	// No writer yet: it is named after the boot epoch, which only the
+	// database gives. Until then writes wait in the queue.
+	async, err := store.NewAsync(d, store.AsyncConfig{
 		OnError:  func(err error) { s.log.Warn("store write failed, retrying", zap.Error(err)) },
 		OnHealth: s.storeHealth,
 	})
 	if err != nil {
-		closeFn()
 		return fmt.Errorf("control: store: %w", err)
 	}
-	s.state = stateStore{s: st, async: async, node: node, close: closeFn, shared: shared, orphans: orphans,
+	s.state = stateStore{s: d, d: d, async: async, node: node, shared: true, reached: new(atomic.Bool),
+		closeDB: func() {}, closeMu: new(sync.Mutex), healthMu: new(sync.Mutex),
 		stopHealth: make(chan struct{}), healthDone: make(chan struct{})}
-	s.storeUp.Store(true)
-	if s.state.shared {
-		s.startClaims()
-	}
+	s.storeUp.Store(false)
+	s.startClaims()
 	go s.probeStore(s.state.stopHealth, s.state.healthDone)
-	s.log.Info("store open", zap.String("backend", cfg.Backend), zap.String("node", node), zap.Int("recovered_sessions", len(orphans)),
-		zap.String("outage_policy", s.outagePolicy()))
 	return nil
 }
 
+// dialStore opens the shared store (applying pending migrations) and
+// returns it with what closes it.
+func (s *Server) dialStore(ctx context.Context) (store.Store, func(), error) {
+	if s.sharedStore != nil {
+		return s.sharedStore, func() {}, nil
+	}
+	pg, err := postgres.Open(ctx, s.config().Store.URL, postgres.Config{OnDropped: func(w store.Write, err error) {
+		s.log.Error("store refused a write", zap.Error(err))
+	}})
+	if err != nil {
+		return nil, nil, fmt.Errorf("control: store: %w", err)
+	}
+	return pg, pg.Close, nil
+}
+
+// reachStore makes one attempt at the shared store: open it, register
+// the node (its boot epoch names the write queue's writer), take over
+// the accounting records the previous run left, and close what that run
+// left open (Recover). Only then do the Deferred and the write queue get
+// the store, so that nothing this run queued (sessions admitted in the
+// meantime, their accounting) lands before Recover, which would close
+// it. It returns the sessions Recover closed, for stopRecovered.
+func (s *Server) reachStore(ctx context.Context) ([]store.SessionRecord, error) {
+	st, closeFn, err := s.dialStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	node := s.state.node
+	epoch, err := st.RegisterNode(ctx, node)
+	if err != nil {
+		closeFn()
+		return nil, fmt.Errorf("control: store: register node %s: %w", node, err)
+	}
+	if sp := s.storeSpool(); sp != nil {
+		if err := sp.takeOver(ctx, st); err != nil {
+			closeFn()
+			return nil, err
+		}
+	}
+	orphans, err := st.Recover(ctx, node, time.Now())
+	if err != nil {
+		closeFn()
+		return nil, fmt.Errorf("control: store: recover node %s: %w", node, err)
+	}
+	s.state.closeMu.Lock()
+	s.state.closeDB = closeFn
+	s.state.closeMu.Unlock()
+	if err := s.state.d.Set(st); err != nil {
+		return nil, fmt.Errorf("control: store: %w", err)
+	}
+	if err := s.state.async.SetWriter(fmt.Sprintf("%s/%d", node, epoch)); err != nil {
+		return nil, fmt.Errorf("control: store: %w", err)
+	}
+	return orphans, nil
+}
+
+// storeSpool is the accounting spool when it is in the store.
+func (s *Server) storeSpool() *storeSpool {
+	s.aaa.mu.Lock()
+	defer s.aaa.mu.Unlock()
+	sp, _ := s.aaa.spool.(*storeSpool)
+	return sp
+}
+
+// connectStore reaches the shared store once, at start, after the
+// accounting spool exists and before the shards run. When the database
+// does not answer (store.ErrUnavailable), the node starts anyway, as
+// during an outage: new sessions follow the outage policy, and a
+// background loop keeps trying until it reaches the database. Any other
+// failure (a malformed URL, refused credentials, a failed migration)
+// fails the start.
+func (s *Server) connectStore(ctx context.Context) error {
+	if !s.state.shared {
+		s.stopRecovered(s.state.orphans)
+		s.state.orphans = nil
+		return nil
+	}
+	actx, cancel := context.WithTimeout(ctx, storeAttemptTimeout)
+	orphans, err := s.reachStore(actx)
+	cancel()
+	switch {
+	case err == nil:
+		s.storeUp.Store(true)
+		s.state.reached.Store(true)
+		s.storeOpened(len(orphans))
+		s.stopRecovered(orphans)
+	case errors.Is(err, store.ErrUnavailable):
+		s.log.Warn("store unreachable at start: serving without it and retrying in the background",
+			zap.Error(err), zap.String("node", s.state.node), zap.String("outage_policy", s.outagePolicy()))
+		s.state.connectDone = make(chan struct{})
+		go s.retryStore(s.state.stopHealth, s.state.connectDone)
+	default:
+		return err
+	}
+	return nil
+}
+
+func (s *Server) storeOpened(recovered int) {
+	s.log.Info("store open", zap.String("backend", s.config().Store.Backend), zap.String("node", s.state.node),
+		zap.Int("recovered_sessions", recovered), zap.String("outage_policy", s.outagePolicy()))
+}
+
+// retryStore tries to reach the shared store until it does or stop is
+// closed. Once it has, the node is where a start with the database up
+// would have put it, plus what it admitted meanwhile: the sessions the
+// previous run left open get their Acct-Stop, and the sessions admitted
+// since start get their leases and user slots written (storeHealth).
+func (s *Server) retryStore(stop <-chan struct{}, done chan struct{}) {
+	defer close(done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	wait := storeRetryMin
+	for attempt := 1; ; attempt++ {
+		select {
+		case <-stop:
+			return
+		case <-time.After(wait):
+		}
+		actx, acancel := context.WithTimeout(ctx, storeAttemptTimeout)
+		orphans, err := s.reachStore(actx)
+		acancel()
+		if err == nil {
+			s.storeOpened(len(orphans))
+			s.stopRecovered(orphans)
+			s.storeHealth(true)
+			s.state.reached.Store(true)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, store.ErrUnavailable) {
+			s.log.Warn("store still unreachable, retrying", zap.Error(err), zap.Int("attempt", attempt), zap.Duration("next_in", min(2*wait, storeRetryMax)))
+		} else {
+			s.log.Error("store refused this node, retrying", zap.Error(err), zap.Int("attempt", attempt), zap.Duration("next_in", min(2*wait, storeRetryMax)))
+		}
+		wait = min(2*wait, storeRetryMax)
+	}
+}
+
 // newSpool is the accounting spool: the store's accounting queue when
-// the store is shared (and so durable), else memory.
+// the store is shared (and so durable), else memory. A shared store
+// not reached yet gives a spool that holds its records in memory until
+// the store is reached (storeSpool).
 func (s *Server) newSpool() (spool, error) {
 	if !s.state.shared {
 		return &aaa.MemSpool{}, nil
@@ -144,21 +317,21 @@ func (s *Server) newSpool() (spool, error) {
 			}
 		},
 		OnError: func(err error) { s.log.Warn("accounting record not written to the store, retrying", zap.Error(err)) },
+		OnRecovered: func(n int) {
+			if n > 0 {
+				s.log.Info("accounting records left by the previous run", zap.Int("records", n))
+			}
+		},
 	})
 	if err != nil {
 		return nil, err
-	}
-	if n := sp.Len(); n > 0 {
-		s.log.Info("accounting records left by the previous run", zap.Int("records", n))
 	}
 	return sp, nil
 }
 
 // stopRecovered sends an Acct-Stop with cause NAS-Reboot for each
 // session the previous run left open.
-func (s *Server) stopRecovered() {
-	orphans := s.state.orphans
-	s.state.orphans = nil
+func (s *Server) stopRecovered(orphans []store.SessionRecord) {
 	for _, o := range orphans {
 		s.log.Info("closing a session left open by the previous run", zap.String("acct_session_id", o.AcctSessionID),
 			zap.String("user", o.User), zap.Stringer("ipv4", o.IPv4))
@@ -200,7 +373,9 @@ func (s *Server) probeStore(stop, done chan struct{}) {
 		case <-stop:
 			return
 		case <-t.C:
-			_ = s.state.async.Probe(context.Background())
+			if s.state.reached.Load() { // before, retryStore is asking
+				_ = s.state.async.Probe(context.Background())
+			}
 		}
 	}
 }
@@ -208,8 +383,18 @@ func (s *Server) probeStore(stop, done chan struct{}) {
 // storeHealth follows the store going down and coming back; when it
 // comes back, each shard writes the leases and user slots it handed out
 // meanwhile.
+//
+// Reports may arrive out of order (each comes from the goroutine that
+// saw the change): one the queue no longer agrees with is stale, and
+// the report of the later change follows it.
 func (s *Server) storeHealth(up bool) {
+	s.state.healthMu.Lock()
+	if s.state.async.Up() != up {
+		s.state.healthMu.Unlock()
+		return
+	}
 	s.storeUp.Store(up)
+	s.state.healthMu.Unlock()
 	if !up {
 		s.log.Warn("store unreachable", zap.String("outage_policy", s.outagePolicy()))
 		return
@@ -243,13 +428,18 @@ func (s *Server) closeStore() {
 	}
 	close(s.state.stopHealth)
 	<-s.state.healthDone
+	if s.state.connectDone != nil {
+		<-s.state.connectDone
+	}
 	s.stopClaims()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.state.async.Close(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		s.log.Warn("store writes not flushed at shutdown", zap.Error(err), zap.Int("queued", s.state.async.Depth()))
 	}
-	s.state.close()
+	s.state.closeMu.Lock()
+	s.state.closeDB()
+	s.state.closeMu.Unlock()
 }
 
 // recordStart writes a subscriber's session once it is online.

@@ -158,6 +158,49 @@ func (c *Cluster) URL(db string) string {
 	return "postgres://postgres@/" + db + "?" + q.Encode()
 }
 
+// RequirePassword creates a login role with password and makes the
+// server ask every role but postgres for its password (scram-sha-256),
+// for tests of refused credentials. UserURL connects as that role.
+func (c *Cluster) RequirePassword(role, password string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		return fmt.Errorf("pgtest: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE ROLE "+pgx.Identifier{role}.Sanitize()+" LOGIN SUPERUSER PASSWORD "+quoteLiteral(password)); err != nil {
+		return fmt.Errorf("pgtest: create role: %w", err)
+	}
+	hba := "local all postgres trust\nlocal all all scram-sha-256\n"
+	if err := os.WriteFile(filepath.Join(c.data(), "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+		return fmt.Errorf("pgtest: %w", err)
+	}
+	if err := c.run("pg_ctl", "reload", "-D", c.data()); err != nil {
+		return err
+	}
+	// The server rereads the file when it gets to the signal: wait
+	// until a wrong password is refused.
+	for ctx.Err() == nil {
+		bad, err := pgx.Connect(ctx, c.UserURL("postgres", role, password+"-wrong"))
+		if err != nil {
+			return nil
+		}
+		bad.Close(ctx)
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("pgtest: the server still takes any password: %w", ctx.Err())
+}
+
+// UserURL is URL for role with password.
+func (c *Cluster) UserURL(db, role, password string) string {
+	q := url.Values{"host": {c.dir}}
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(role, password), Path: "/" + db, RawQuery: q.Encode()}
+	return u.String()
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
 var (
 	shared   *Cluster
 	adminURL string
