@@ -74,8 +74,10 @@ func TestAsyncRetriesWithBackoff(t *testing.T) {
 	f.setDown(true)
 	clk := newManualClock()
 	errs := make(chan error, 16)
+	// The writer is named once the five writes are queued, so that the
+	// first attempt carries them all.
 	a, err := store.NewAsync(f, store.AsyncConfig{
-		Writer: "lns1/1", RetryMin: 10 * time.Millisecond, RetryMax: 40 * time.Millisecond,
+		RetryMin: 10 * time.Millisecond, RetryMax: 40 * time.Millisecond,
 		After: clk.After, OnError: func(err error) { errs <- err },
 	})
 	if err != nil {
@@ -87,6 +89,9 @@ func TestAsyncRetriesWithBackoff(t *testing.T) {
 		if err := a.AddEvent("s1", t0.Add(time.Duration(i)*time.Second), "tick", ""); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := a.SetWriter("lns1/1"); err != nil {
+		t.Fatal(err)
 	}
 	// Backoff doubles from RetryMin up to RetryMax.
 	for _, want := range []time.Duration{10, 20, 40, 40} {
