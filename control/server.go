@@ -220,6 +220,7 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	s.stopReconnect()
 	s.stopAAA()
 	s.closeStore()
 	stopDatapath()

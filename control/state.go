@@ -64,11 +64,12 @@ type stateStore struct {
 	// closeDB closes what reaching the shared store opened.
 	closeDB func()
 	closeMu *sync.Mutex
-	// stopHealth ends the health probe and the reconnection;
+	// stopHealth ends the health probe, stopConnect the reconnection;
 	// healthDone and connectDone (nil unless reconnecting) are closed
 	// when they have.
 	stopHealth  chan struct{}
 	healthDone  chan struct{}
+	stopConnect chan struct{}
 	connectDone chan struct{}
 	// healthMu orders the health reports (storeHealth).
 	healthMu *sync.Mutex
@@ -242,8 +243,8 @@ func (s *Server) connectStore(ctx context.Context) error {
 	case errors.Is(err, store.ErrUnavailable):
 		s.log.Warn("store unreachable at start: serving without it and retrying in the background",
 			zap.Error(err), zap.String("node", s.state.node), zap.String("outage_policy", s.outagePolicy()))
-		s.state.connectDone = make(chan struct{})
-		go s.retryStore(s.state.stopHealth, s.state.connectDone)
+		s.state.stopConnect, s.state.connectDone = make(chan struct{}), make(chan struct{})
+		go s.retryStore(s.state.stopConnect, s.state.connectDone)
 	default:
 		return err
 	}
@@ -421,16 +422,30 @@ func (s *Server) outagePolicy() string {
 	return OutageAdmit
 }
 
+// stopReconnect ends the attempts to reach a shared store that was
+// unreachable at start. An attempt that has reached it finishes first,
+// Acct-Stops of the recovered sessions included: so it is called before
+// accounting stops. Run calls it, and closeStore, from Run's goroutine.
+func (s *Server) stopReconnect() {
+	if s.state.connectDone == nil {
+		return
+	}
+	select {
+	case <-s.state.stopConnect:
+	default:
+		close(s.state.stopConnect)
+	}
+	<-s.state.connectDone
+}
+
 // closeStore flushes the queued writes (bounded) and closes the store.
 func (s *Server) closeStore() {
 	if s.state.async == nil {
 		return
 	}
+	s.stopReconnect()
 	close(s.state.stopHealth)
 	<-s.state.healthDone
-	if s.state.connectDone != nil {
-		<-s.state.connectDone
-	}
 	s.stopClaims()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

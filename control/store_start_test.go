@@ -139,9 +139,7 @@ func TestStartWithStoreDown(t *testing.T) {
 		q, err := check.AcctNext(ctx, node, 10)
 		return err == nil && len(q) == 0
 	})
-	if n := counter(t, s, "store_reconciled"); n != 1 {
-		t.Fatalf("store_reconciled %d", n)
-	}
+	waitLong(t, "store_reconciled", 5*time.Second, func() bool { return counter(t, s, "store_reconciled") == 1 })
 	time.Sleep(300 * time.Millisecond) // a duplicate would be on its way
 	if n := acctCount(fr, "Stop", prevID); n != 1 {
 		t.Fatalf("%d Acct-Stops for the previous run's session, want 1", n)
