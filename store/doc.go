@@ -21,7 +21,12 @@
 // At start a node calls RegisterNode for its boot epoch and Recover for
 // the sessions its previous life left open, sends an Acct-Stop with
 // Acct-Terminate-Cause NAS-Reboot (RFC 2866 §5.10) for each, and only
-// then leases addresses and admits sessions.
+// then leases addresses and admits sessions. A node whose database does
+// not answer at start runs on a Deferred, which answers ErrUnavailable
+// as an outage would, under an Async whose writer is not named yet, so
+// its writes wait in the queue; once the database answers, the node
+// registers and recovers, then hands the store to the Deferred and names
+// the writer (SetWriter), so nothing it wrote lands before Recover.
 //
 // The store reads no clock: the times it records are arguments.
 package store
