@@ -145,19 +145,7 @@ func (b *FrameBatch) send(s *Socket, frames []queuedFrame) (failed int) {
 		nh++
 		segSize, total, open = l, l, u.gso && l < below
 	}
-	for i := 0; i < nh; i++ {
-		h := &m.hdrs[i].Hdr
-		h.SetIovlen(m.segs[i])
-		l := m.pktLen[i]
-		if m.segs[i] > 1 {
-			l = putSegment(m.oob[i], l, uint16(m.iovs[m.first[i]].Len))
-		}
-		h.Control = nil
-		if l > 0 {
-			h.Control = &m.oob[i][0]
-		}
-		h.SetControllen(l)
-	}
+	m.finishHeaders(nh)
 	for i := 0; i < nh; {
 		sent, errno := u.sendFrames(m.hdrs[i:nh])
 		for j := i; j < i+sent; j++ {

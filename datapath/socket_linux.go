@@ -340,6 +340,16 @@ func (u *udpIO) writeBatch(msgs []message) (failed int) {
 		nh++
 		segSize, total, open = l, l, u.gso && l < below
 	}
+	m.finishHeaders(nh)
+	failed += u.send(m.hdrs[:nh], true)
+	clear(m.iovs[:ni]) // do not keep the caller's buffers reachable
+	return failed
+}
+
+// finishHeaders completes the first nh send headers: each one's iovec
+// count, and its control messages, the source address and, for a GSO
+// entry (more than one segment), the segment size.
+func (m *mmsgState) finishHeaders(nh int) {
 	for i := 0; i < nh; i++ {
 		h := &m.hdrs[i].Hdr
 		h.SetIovlen(m.segs[i])
@@ -353,9 +363,6 @@ func (u *udpIO) writeBatch(msgs []message) (failed int) {
 		}
 		h.SetControllen(l)
 	}
-	failed += u.send(m.hdrs[:nh], true)
-	clear(m.iovs[:ni]) // do not keep the caller's buffers reachable
-	return failed
 }
 
 // send sends hdrs with sendmmsg, the GSO entries among them (gso set)
