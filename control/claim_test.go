@@ -3,7 +3,6 @@ package control
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync/atomic"
 	"testing"
@@ -106,28 +105,7 @@ func sharedServerWith(t *testing.T, st store.Store, mod func(*Config), pre func(
 	if pre != nil {
 		pre(s)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
-	})
-	select {
-	case <-s.Ready():
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("server not ready")
-	}
-	return s, s.LocalAddrs()[0].(*net.UDPAddr).AddrPort()
+	return s, runServer(t, s)
 }
 
 // connect brings one PAP subscriber up to IPCP and returns the LAC and

@@ -29,6 +29,13 @@ func startServer(t *testing.T, mod func(*Config)) (*Server, netip.AddrPort) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, runServer(t, s)
+}
+
+// runServer runs s until the test ends and returns its first listener's
+// address once it is ready.
+func runServer(t *testing.T, s *Server) netip.AddrPort {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -50,7 +57,7 @@ func startServer(t *testing.T, mod func(*Config)) (*Server, netip.AddrPort) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("server not ready")
 	}
-	return s, s.LocalAddrs()[0].(*net.UDPAddr).AddrPort()
+	return s.LocalAddrs()[0].(*net.UDPAddr).AddrPort()
 }
 
 // peer is a LAC built from the same tunnel core, talking to the server
