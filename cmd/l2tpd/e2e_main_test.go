@@ -458,19 +458,26 @@ func (d *daemon) waitFor(t *testing.T, what string, cond func() error) {
 // waitTunnel waits for a tunnel accepted by match and returns it.
 func (d *daemon) waitTunnel(t *testing.T, what string, match func(tunnelJSON) bool) tunnelJSON {
 	t.Helper()
-	var found tunnelJSON
+	return waitListed(t, d, what, "tunnels", d.tunnels, match)
+}
+
+// waitListed waits until list returns an entry accepted by match and
+// returns it; name says what list lists, for the error.
+func waitListed[T any](t *testing.T, d *daemon, what, name string, list func() ([]T, error), match func(T) bool) T {
+	t.Helper()
+	var found T
 	d.waitFor(t, what, func() error {
-		ts, err := d.tunnels()
+		l, err := list()
 		if err != nil {
 			return err
 		}
-		for _, tu := range ts {
-			if match(tu) {
-				found = tu
+		for _, x := range l {
+			if match(x) {
+				found = x
 				return nil
 			}
 		}
-		return fmt.Errorf("%w: tunnels %+v", errNotYet, ts)
+		return fmt.Errorf("%w: %s %+v", errNotYet, name, l)
 	})
 	return found
 }
@@ -478,21 +485,7 @@ func (d *daemon) waitTunnel(t *testing.T, what string, match func(tunnelJSON) bo
 // waitSession waits for a session accepted by match and returns it.
 func (d *daemon) waitSession(t *testing.T, what string, match func(sessionJSON) bool) sessionJSON {
 	t.Helper()
-	var found sessionJSON
-	d.waitFor(t, what, func() error {
-		ss, err := d.sessions()
-		if err != nil {
-			return err
-		}
-		for _, s := range ss {
-			if match(s) {
-				found = s
-				return nil
-			}
-		}
-		return fmt.Errorf("%w: sessions %+v", errNotYet, ss)
-	})
-	return found
+	return waitListed(t, d, what, "sessions", d.sessions, match)
 }
 
 // waitSessionGone waits until session sid is no longer listed.

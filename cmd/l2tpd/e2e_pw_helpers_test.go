@@ -149,21 +149,7 @@ func (d *daemon) pwSessions() ([]pwSessionJSON, error) {
 // is listed and returns it.
 func (d *daemon) waitPW(t *testing.T, what string, match func(pwSessionJSON) bool) pwSessionJSON {
 	t.Helper()
-	var found pwSessionJSON
-	d.waitFor(t, what, func() error {
-		ss, err := d.pwSessions()
-		if err != nil {
-			return err
-		}
-		for _, s := range ss {
-			if match(s) {
-				found = s
-				return nil
-			}
-		}
-		return fmt.Errorf("%w: sessions %+v", errNotYet, ss)
-	})
-	return found
+	return waitListed(t, d, what, "sessions", d.pwSessions, match)
 }
 
 // pwStats returns l2tpctl -o json show stats: drops and counters.
