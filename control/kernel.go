@@ -51,7 +51,11 @@ type routeState struct {
 	// draining are replaced pools with live leases: their routes stay
 	// until the last lease ends.
 	draining []drainingPool
-	lastErr  string // logged once
+	// local is the ppp.local_ipv4 given to the TUN last; an address
+	// replaced by a reload stays on it (live subscribers were told it in
+	// IPCP) until restart.
+	local   netip.Addr
+	lastErr string // logged once
 	// ip runs the ip command (tests record instead).
 	ip func(args ...string) error
 	// sess feeds the worker that adds and removes subscribers' own
@@ -71,23 +75,11 @@ type drainingPool struct {
 // pool toward it, so the host sends subscribers' traffic to l2tpd.
 // Reloads keep the pool routes in step (syncRoutes); per-session
 // routing is the datapath's own table.
-func (s *Server) setupKernelRoutes(dev string, cfg *Config) error {
-	var errs []string
-	if a := cfg.PPP.LocalIPv4; a.IsValid() {
-		if err := runIP("addr", "replace", netip.PrefixFrom(a, 32).String(), "dev", dev); err != nil {
-			errs = append(errs, err.Error())
-		}
-	}
+func (s *Server) setupKernelRoutes(dev string) error {
 	s.routes.sessMu.Lock()
 	s.routes.dev, s.routes.installed, s.routes.ip = dev, map[netip.Prefix]bool{}, runIP
 	s.routes.sessMu.Unlock()
-	if err := s.syncRoutes(); err != nil {
-		errs = append(errs, err.Error())
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%s", strings.Join(errs, "; "))
-	}
-	return nil
+	return s.syncRoutes()
 }
 
 func runIP(args ...string) error {
@@ -126,6 +118,14 @@ func (s *Server) syncRoutes() error {
 	if rs.dev == "" {
 		return nil
 	}
+	var errs []string
+	if a := s.config().PPP.LocalIPv4; a.IsValid() && a != rs.local {
+		if err := rs.ip("addr", "replace", netip.PrefixFrom(a, 32).String(), "dev", rs.dev); err != nil {
+			errs = append(errs, err.Error())
+		} else {
+			rs.local = a
+		}
+	}
 	want := map[netip.Prefix]bool{}
 	for _, p := range s.config().Pools {
 		for _, pfx := range poolPrefixes(p) {
@@ -144,7 +144,6 @@ func (s *Server) syncRoutes() error {
 	}
 	clear(rs.draining[len(kept):])
 	rs.draining = kept
-	var errs []string
 	for pfx := range want {
 		if rs.installed[pfx] {
 			continue

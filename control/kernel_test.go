@@ -89,3 +89,44 @@ func TestRoutesFollowPools(t *testing.T) {
 		t.Fatalf("after removing b: %v", got)
 	}
 }
+
+// ppp.local_ipv4 goes on the TUN at start, and a reload that changes it
+// adds the new address; the old one stays, since live subscribers were
+// told it in IPCP.
+func TestTUNAddressFollowsReload(t *testing.T) {
+	a, b := netip.MustParseAddr("100.64.0.1"), netip.MustParseAddr("100.64.9.1")
+	s, _ := startServer(t, func(c *Config) { c.PPP.LocalIPv4 = a })
+	var cmds []string
+	s.reloadMu.Lock()
+	s.routes = routeState{dev: "tun9", installed: map[netip.Prefix]bool{}, ip: func(args ...string) error {
+		cmds = append(cmds, strings.Join(args, " "))
+		return nil
+	}}
+	if err := s.syncRoutes(); err != nil {
+		t.Fatal(err)
+	}
+	s.syncRoutes() // already there: not again
+	s.reloadMu.Unlock()
+	if !slices.Equal(cmds, []string{"addr replace 100.64.0.1/32 dev tun9"}) {
+		t.Fatalf("at start: %q", cmds)
+	}
+	next := *s.config()
+	next.PPP.LocalIPv4 = b
+	next.TUN.Name = "tun9"
+	prev := *s.config()
+	prev.TUN.Name = "tun9"
+	if d := diffConfig(&prev, &next); !slices.ContainsFunc(d.Changes, func(c string) bool {
+		return strings.HasPrefix(c, "ppp.local_ipv4 100.64.0.1 -> 100.64.9.1: added to the TUN")
+	}) {
+		t.Fatalf("diff %q", d.Changes)
+	}
+	next.TUN.Name = ""
+	if _, err := s.Reload(context.Background(), next, false); err != nil {
+		t.Fatal(err)
+	}
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	if !slices.Equal(cmds, []string{"addr replace 100.64.0.1/32 dev tun9", "addr replace 100.64.9.1/32 dev tun9"}) {
+		t.Fatalf("after the reload: %q", cmds)
+	}
+}

@@ -303,6 +303,9 @@ func diffConfig(a, b *Config) Diff {
 	if !ppEqual(a.PPP, b.PPP) {
 		add("ppp settings changed (new sessions)")
 	}
+	if a.PPP.LocalIPv4 != b.PPP.LocalIPv4 && b.PPP.LocalIPv4.IsValid() && a.TUN.Name != "" {
+		add("ppp.local_ipv4 %s -> %s: added to the TUN; the old address stays on it for the live sessions until restart", a.PPP.LocalIPv4, b.PPP.LocalIPv4)
+	}
 	ap, bp := peersByName(a), peersByName(b)
 	for _, n := range sortedKeys(bp) {
 		if _, ok := ap[n]; !ok {

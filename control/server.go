@@ -138,7 +138,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	if cfg.TUN.Name != "" {
-		if err := s.setupKernelRoutes(eng.TUNName(), cfg); err != nil {
+		if err := s.setupKernelRoutes(eng.TUNName()); err != nil {
 			s.log.Warn("kernel routes for the pools", zap.Error(err))
 		}
 	}
