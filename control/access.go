@@ -18,6 +18,7 @@ import (
 	"github.com/l2tpd/l2tpd/aaa"
 	"github.com/l2tpd/l2tpd/control/lac"
 	"github.com/l2tpd/l2tpd/control/tunnel"
+	"github.com/l2tpd/l2tpd/control/wire"
 	"github.com/l2tpd/l2tpd/datapath"
 	"github.com/l2tpd/l2tpd/datapath/pppoe"
 	"github.com/l2tpd/l2tpd/ppp"
@@ -284,7 +285,7 @@ func (ifc *accessIface) input(f *pppoe.Frame, pkt []byte) {
 	case pppoe.ACSessionDown:
 		if s := ifc.sessions[ev.Session.ID]; s != nil {
 			ifc.a.log.Info("pppoe PADT from client", ifc.fields(s)...)
-			ifc.drop(s, false)
+			ifc.drop(s, false, pppoeEnded, nil)
 		}
 	case pppoe.ACRefused:
 		ifc.a.counts.refused.Add(1)
@@ -373,7 +374,7 @@ func (ifc *accessIface) flush(s *lacSession, now time.Time) {
 		case ppp.EventLinkDown:
 			if s.eng != nil {
 				ifc.a.log.Info("pppoe client PPP down before the call", append(ifc.fields(s), zap.String("reason", e.Reason.String()))...)
-				ifc.drop(s, true)
+				ifc.drop(s, true, pppoeEnded, nil)
 			}
 		}
 	}
@@ -417,7 +418,7 @@ func (ifc *accessIface) dial(s *lacSession, req *ppp.AuthRequest, now time.Time)
 		s.proxy.AuthenChallenge = append([]byte{}, req.Challenge...)
 		s.proxy.AuthenResponse = append([]byte{}, req.Response...)
 	default:
-		ifc.drop(s, true)
+		ifc.drop(s, true, pppoeEnded, nil)
 		return
 	}
 	if ifc.a.cfg.RADIUSTunnels && ifc.a.radius != nil {
@@ -453,7 +454,7 @@ func (ifc *accessIface) authorized(s *lacSession, res aaa.Result) {
 		s.eng.AuthResult(now, ppp.AuthResult{Accept: false, Message: msg}, &ifc.pout)
 		ifc.flush(s, now)
 		if !s.gone {
-			ifc.drop(s, true)
+			ifc.drop(s, true, pppoeEnded, nil)
 		}
 		return
 	}
@@ -514,7 +515,7 @@ func (ifc *accessIface) place(s *lacSession, cands []lac.LNS, group uint32) {
 	s.state = lacDialing
 	if len(cands) == 0 {
 		ifc.a.log.Warn("no LNS for the subscriber", ifc.fields(s)...)
-		ifc.drop(s, true)
+		ifc.drop(s, true, pppoeEnded, nil)
 		return
 	}
 	proxy := s.proxy
@@ -522,15 +523,18 @@ func (ifc *accessIface) place(s *lacSession, cands []lac.LNS, group uint32) {
 		FramingType: 1, Proxy: &proxy, Group: group}, cands, s)
 	if err != nil {
 		ifc.a.log.Warn("dial", append(ifc.fields(s), zap.Error(err))...)
-		ifc.drop(s, true)
+		ifc.drop(s, true, pppoeEnded, nil)
 		return
 	}
 	s.call, s.called = id, true
 }
 
+// pppoeEnded is the CDN for a call whose PPPoE session ended.
+var pppoeEnded = tunnel.Result{Code: wire.CDNGeneralError, Message: "PPPoE session ended"}
+
 // drop ends a session on the PPPoE side (PADT when we end it) and hangs
-// its call up.
-func (ifc *accessIface) drop(s *lacSession, sendPADT bool) {
+// its call up with res.
+func (ifc *accessIface) drop(s *lacSession, sendPADT bool, res tunnel.Result, cause *tunnel.Disconnect) {
 	if s.gone {
 		return
 	}
@@ -547,8 +551,28 @@ func (ifc *accessIface) drop(s *lacSession, sendPADT bool) {
 		ifc.ac.Terminate(s.id, nil)
 	}
 	if s.called {
-		ifc.a.engine.Hangup(s.call, tunnel.Result{Code: 2, Message: "PPPoE session ended"}, nil)
+		ifc.a.engine.Hangup(s.call, res, cause)
 	}
+}
+
+// clearSession ends the relayed session whose L2TP session ID is id on
+// the operator's request: a PADT to the client and a CDN (res, with the
+// administrative disconnect cause) to the LNS. It reports whether it
+// found one.
+func (a *access) clearSession(id uint32, res tunnel.Result, cause *tunnel.Disconnect) bool {
+	for _, ifc := range a.ifaces {
+		ifc.mu.Lock()
+		for _, s := range ifc.sessions {
+			if s.state == lacRelaying && s.up.SessionID == id {
+				a.log.Info("session cleared by administrator", ifc.fields(s)...)
+				ifc.drop(s, true, res, cause)
+				ifc.mu.Unlock()
+				return true
+			}
+		}
+		ifc.mu.Unlock()
+	}
+	return false
 }
 
 // timers runs the PPP engines' timers of sessions still negotiating.
@@ -579,7 +603,7 @@ func (ifc *accessIface) closeAll() {
 	ifc.mu.Lock()
 	defer ifc.mu.Unlock()
 	for _, s := range ifc.sessions {
-		ifc.drop(s, true)
+		ifc.drop(s, true, pppoeEnded, nil)
 	}
 }
 
@@ -611,7 +635,7 @@ func (s *lacSession) Down(id lac.CallID, r lac.Reason) {
 	}
 	ifc.a.log.Info("lac call down", append(ifc.fields(s), zap.Uint16("result", r.Result.Code), zap.Bool("by_lns", r.ByPeer), zap.Error(r.Err))...)
 	s.called = false
-	ifc.drop(s, true)
+	ifc.drop(s, true, pppoeEnded, nil)
 }
 
 // relayFrame is the session's datapath relay: a PPP frame from the LNS

@@ -463,7 +463,11 @@ func (s *Server) ClearSessionResult(ctx context.Context, id uint32, result uint1
 		return err
 	}
 	if !found.Load() {
-		return fmt.Errorf("%w: session %d", ErrNotFound, id)
+		// The LAC role's relayed sessions, by their L2TP session ID.
+		res, cause := adminCDN(result)
+		if a := s.access.Load(); a == nil || !a.clearSession(id, res, cause) {
+			return fmt.Errorf("%w: session %d", ErrNotFound, id)
+		}
 	}
 	return nil
 }

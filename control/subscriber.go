@@ -638,10 +638,17 @@ func (sh *shard) clearSession(e *entry, id uint32, result uint16, now time.Time)
 		}
 		out.Reset()
 	}
+	res, cause := adminCDN(result)
+	_ = e.t.CloseSession(now, id, res, cause)
+}
+
+// adminCDN is the CDN of a session the operator clears: result 3 unless
+// result says otherwise, RFC 3145 cause 1 (administrative disconnect).
+func adminCDN(result uint16) (tunnel.Result, *tunnel.Disconnect) {
 	res, cause := cdnFor(ppp.ReasonAdminClose, ppp.AuthNone)
 	res.Message = "cleared by administrator"
 	if result != 0 {
 		res.Code = result
 	}
-	_ = e.t.CloseSession(now, id, res, cause)
+	return res, cause
 }

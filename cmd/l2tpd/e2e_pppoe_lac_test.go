@@ -294,6 +294,46 @@ func TestE2EPPPoELAC(t *testing.T) {
 		}
 		return nil
 	})
+	// Clearing a relayed session at the LAC, by its L2TP session ID:
+	// a PADT to the client and a CDN to the LNS.
+	var cleared lacSessionJSON
+	for _, s := range as {
+		if s.MAC != first.mac.String() && s.MAC != victim.CallingNumber {
+			cleared = s
+			break
+		}
+	}
+	if out, err := lac.ctl("clear", "session", fmt.Sprint(cleared.SessionID)); err != nil {
+		t.Fatalf("clear session %d at the LAC: %v %s", cleared.SessionID, err, out)
+	}
+	cm, _ := pppoe.ParseMAC(cleared.MAC)
+	subs = chap
+	if _, ok := pap.subs[cm]; ok {
+		subs = pap
+	}
+	lac.waitFor(t, "a PADT for the client the LAC's operator cleared", func() error {
+		subs.mu.Lock()
+		defer subs.mu.Unlock()
+		if s := subs.subs[cm]; s.down != "PADT" {
+			return fmt.Errorf("%w: %v down %q", errNotYet, cm, s.down)
+		}
+		return nil
+	})
+	lns.waitFor(t, "the LNS session of the call the LAC cleared to go", func() error {
+		ss, err := lns.lacSessions()
+		if err != nil {
+			return err
+		}
+		for _, s := range ss {
+			if s.CallingNumber == cleared.MAC {
+				return fmt.Errorf("%w: %+v", errNotYet, s)
+			}
+		}
+		return nil
+	})
+	if ss, err := lac.lacSessions(); err != nil || len(ss) != 2*perUser-3 {
+		t.Fatalf("LAC sessions after the clear: %+v %v", ss, err)
+	}
 
 	// The LAC stopping sends every remaining client a PADT, and the LNS
 	// a CDN for each call.
