@@ -226,6 +226,24 @@ func perfIn(b *testing.B, ns string, fn func() error) {
 	}
 }
 
+// perfLNSSocket opens the LNS's socket at perfLNS: a net.UDPConn for
+// l2tpd's Engine, else a non-blocking descriptor set up as the Engine
+// sets up its sockets, for the raw loop.
+func perfLNSSocket(l2tpd bool) (*net.UDPConn, int, error) {
+	if l2tpd {
+		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(perfLNS))
+		return c, -1, err
+	}
+	fd, _, err := perfSocket(perfLNS, unix.SOCK_NONBLOCK)
+	if err != nil {
+		return nil, -1, err
+	}
+	unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 8<<20)
+	return nil, fd, nil
+}
+
 // perfSocket opens an IPv4 UDP socket bound to addr and returns it with
 // its bound address.
 func perfSocket(addr netip.AddrPort, flags int) (int, netip.AddrPort, error) {
@@ -618,18 +636,7 @@ func runForward(b *testing.B, dir string, size int, impl string) {
 		genTo            netip.AddrPort
 	)
 	perfIn(b, ns, func() (err error) {
-		if l2tpd {
-			lnsConn, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(perfLNS))
-		} else {
-			lnsFD, _, err = perfSocket(perfLNS, unix.SOCK_NONBLOCK)
-			if err == nil {
-				// As the Engine sets up its sockets.
-				unix.SetsockoptInt(lnsFD, unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
-				unix.SetsockoptInt(lnsFD, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
-				unix.SetsockoptInt(lnsFD, unix.SOL_SOCKET, unix.SO_SNDBUF, 8<<20)
-			}
-		}
-		if err != nil {
+		if lnsConn, lnsFD, err = perfLNSSocket(l2tpd); err != nil {
 			return err
 		}
 		if up {

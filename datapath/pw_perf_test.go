@@ -271,17 +271,7 @@ func runPWForward(b *testing.B, up bool, size int, impl string) {
 		genTo            netip.AddrPort
 	)
 	perfIn(b, ns, func() (err error) {
-		if l2tpd {
-			lnsConn, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(perfLNS))
-		} else {
-			lnsFD, _, err = perfSocket(perfLNS, unix.SOCK_NONBLOCK)
-			if err == nil {
-				unix.SetsockoptInt(lnsFD, unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
-				unix.SetsockoptInt(lnsFD, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
-				unix.SetsockoptInt(lnsFD, unix.SOL_SOCKET, unix.SO_SNDBUF, 8<<20)
-			}
-		}
-		if err != nil {
+		if lnsConn, lnsFD, err = perfLNSSocket(l2tpd); err != nil {
 			return err
 		}
 		if up {
