@@ -112,7 +112,7 @@ func (b *FrameBatch) send(s *Socket, frames []queuedFrame) (failed int) {
 		return failed
 	}
 	m := b.m
-	below := int(u.gsoBelow.Load())
+	below, gso := int(u.gsoBelow.Load()), u.gsoOn()
 	nh, ni := 0, 0 // headers and iovecs (frames kept) used
 	segSize, total, open := 0, 0, false
 	for k := range frames {
@@ -143,7 +143,7 @@ func (b *FrameBatch) send(s *Socket, frames []queuedFrame) (failed int) {
 		frames[ni] = f // the frames kept, in iovec order
 		ni++
 		nh++
-		segSize, total, open = l, l, u.gso && l < below
+		segSize, total, open = l, l, gso && l < below
 	}
 	m.finishHeaders(nh)
 	for i := 0; i < nh; {
@@ -164,10 +164,7 @@ func (b *FrameBatch) send(s *Socket, frames []queuedFrame) (failed int) {
 		// Refused: header i's frames one by one, which also waits a
 		// bounded time for buffer space; then the batch goes on.
 		if m.segs[i] > 1 {
-			u.off.gsoFallback.Add(1)
-			if errno == unix.EINVAL || errno == unix.EMSGSIZE {
-				u.lowerGSO(int(m.iovs[m.first[i]].Len))
-			}
+			u.gsoRefused(errno, int(m.iovs[m.first[i]].Len))
 		}
 		for _, f := range frames[m.first[i] : m.first[i]+m.segs[i]] {
 			b.done(&f, u.writeOne(b.buf[f.start:f.end], f.ent.s.Peer, f.ent.s.Local) == nil, &failed)

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // RFC 2661 §5.8, §3.1: batched PPP control frames go out as SendFrame
@@ -170,5 +172,37 @@ func TestFrameBatchSendmmsg(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per batch", allocs)
+	}
+}
+
+// After the kernel refuses a GSO entry, merging adapts: segments above
+// the path MTU (EINVAL, EMSGSIZE) are not merged again at that size, and
+// a route that cannot checksum (EIO) pauses merging for gsoPauseBatches
+// batches, then it is tried again. Each refusal is counted.
+func TestGSORefused(t *testing.T) {
+	u := &udpIO{gso: true, off: &offloadStats{}}
+	u.gsoBelow.Store(1 << 16)
+	if !u.gsoOn() {
+		t.Fatal("GSO off on a fresh socket")
+	}
+	u.gsoRefused(unix.EMSGSIZE, 1400)
+	u.gsoRefused(unix.EINVAL, 1452) // larger: the limit stays
+	if b := u.gsoBelow.Load(); b != 1400 || !u.gsoOn() {
+		t.Fatalf("after EMSGSIZE: merging below %d, on %v", b, u.gsoOn())
+	}
+	u.gsoRefused(unix.EIO, 64)
+	for i := 0; i < gsoPauseBatches; i++ {
+		if u.gsoOn() {
+			t.Fatalf("merging again after %d batches of %d", i, gsoPauseBatches)
+		}
+	}
+	if !u.gsoOn() || u.gsoBelow.Load() != 1400 {
+		t.Fatal("merging not resumed after the pause")
+	}
+	if n := u.off.gsoFallback.Load(); n != 3 {
+		t.Fatalf("%d fallbacks counted, want 3", n)
+	}
+	if (&udpIO{}).gsoOn() {
+		t.Fatal("merging on a socket without GSO")
 	}
 }

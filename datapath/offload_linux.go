@@ -18,7 +18,9 @@ import (
 // back into datagrams of that size by the kernel (or the NIC). The kernel
 // refuses GSO for a route whose device cannot checksum (EIO) or a segment
 // larger than the path MTU (EINVAL); such an entry is sent again one
-// message at a time and counted (gso_fallback).
+// message at a time and counted (gso_fallback), and the socket stops
+// merging that size (EINVAL) or pauses merging for a while (EIO; see
+// gsoRefused).
 //
 // With UDP_GRO the kernel hands the reader datagrams of one 5-tuple
 // coalesced into one buffer, with the segment size in a UDP_GRO control

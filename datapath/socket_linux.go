@@ -181,6 +181,8 @@ type udpIO struct {
 	// the segment size the kernel refused as larger than the path MTU
 	// (written by the TUN thread and the control shards' frame batches)
 	gsoBelow atomic.Int32
+	// gsoPause counts down the batches left unmerged after an EIO.
+	gsoPause atomic.Int32
 	off      *offloadStats
 
 	// mu orders writeOne against close: the descriptor number must not be
@@ -311,7 +313,7 @@ func (u *udpIO) writeBatch(msgs []message) (failed int) {
 	nh, ni := 0, 0 // headers and iovecs used
 	segSize, total := 0, 0
 	open := false // the last header can take another segment
-	below := int(u.gsoBelow.Load())
+	below, gso := int(u.gsoBelow.Load()), u.gsoOn()
 	for k := range msgs {
 		msg := &msgs[k]
 		l := len(msg.b)
@@ -338,7 +340,7 @@ func (u *udpIO) writeBatch(msgs []message) (failed int) {
 		m.pktLen[nh] = putPktinfo(m.oob[nh], msg.from, u.v6)
 		ni++
 		nh++
-		segSize, total, open = l, l, u.gso && l < below
+		segSize, total, open = l, l, gso && l < below
 	}
 	m.finishHeaders(nh)
 	failed += u.send(m.hdrs[:nh], true)
@@ -397,13 +399,7 @@ func (u *udpIO) send(hdrs []unix.Mmsghdr, gso bool) (failed int) {
 			continue
 		}
 		if gso && m.segs[i] > 1 {
-			u.off.gsoFallback.Add(1)
-			if errno == unix.EINVAL || errno == unix.EMSGSIZE {
-				// Segments this large do not fit the path MTU (the kernel
-				// fragments single datagrams but not GSO segments): stop
-				// merging them instead of failing every batch.
-				u.lowerGSO(int(m.iovs[m.first[i]].Len))
-			}
+			u.gsoRefused(errno, int(m.iovs[m.first[i]].Len))
 			failed += u.sendSingles(i)
 			i++
 			continue
@@ -422,6 +418,40 @@ func (u *udpIO) send(hdrs []unix.Mmsghdr, gso bool) (failed int) {
 		u.off.gsoSegments.Add(gsoSegments)
 	}
 	return failed
+}
+
+// gsoPauseBatches is how many batches go unmerged after the kernel
+// refused a GSO entry with EIO, before merging is tried again.
+const gsoPauseBatches = 1024
+
+// gsoRefused counts a GSO entry of segments of size the kernel refused
+// with errno (its messages are then sent one by one) and adjusts the
+// merging: segments this large do not fit the path MTU (EINVAL,
+// EMSGSIZE: the kernel fragments single datagrams but not GSO segments),
+// so they are not merged again; a route whose device cannot checksum
+// (EIO) refuses every entry, so merging pauses for gsoPauseBatches
+// batches instead of failing each one.
+func (u *udpIO) gsoRefused(errno unix.Errno, size int) {
+	u.off.gsoFallback.Add(1)
+	switch errno {
+	case unix.EINVAL, unix.EMSGSIZE:
+		u.lowerGSO(size)
+	case unix.EIO:
+		u.gsoPause.Store(gsoPauseBatches)
+	}
+}
+
+// gsoOn reports whether a batch about to be built may merge messages,
+// counting down a pause.
+func (u *udpIO) gsoOn() bool {
+	if !u.gso {
+		return false
+	}
+	if u.gsoPause.Load() > 0 {
+		u.gsoPause.Add(-1)
+		return false
+	}
+	return true
 }
 
 // lowerGSO stops merging segments of size or more: the kernel refused
