@@ -420,6 +420,10 @@ func (sh *shard) tunnelFor(now time.Time, lns LNS, group uint32) (*tunnelEntry, 
 		ReceiveWindow: sh.cfg.ReceiveWindow, Hello: sh.cfg.Hello,
 		RetransmitInitial: sh.cfg.RetransmitInitial, RetransmitCap: sh.cfg.RetransmitCap,
 		MaxRetransmits: sh.cfg.MaxRetransmits, MaxSessions: max, Rand: sh.cfg.Rand,
+		// No tunnel.Config.SetupTimeout: Config.SetupTimeout bounds each
+		// call from Dial to session up, across candidates, and clears it
+		// (CDN result 10) itself; a second bound in the tunnel would
+		// clear the call before its own timer moves it on.
 		SessionIDMap: sh.mapSessionID,
 		SessionIDFree: func(id uint32) bool {
 			_, used := sh.v3ids[id]

@@ -603,23 +603,37 @@ func (t *Tunnel) onCallRequest(now time.Time, m *wire.Message) {
 	}
 	t.finish(now, b)
 	s.State = SessionWaitConnect
+	t.enterSetup(s)
+	t.emit(Event{Kind: SessionAnswered, SessionID: s.ID, Session: s})
+}
+
+// inSetup reports whether s is an incoming call that SetupTimeout
+// bounds: one we answered (ICRP sent) waiting for its ICCN, or one we
+// placed (ICRQ sent) waiting for its ICRP. Outgoing calls are not
+// bounded: the LAC may take its time dialing before its OCCN.
+func inSetup(s *Session) bool {
+	if s.Kind != Incoming {
+		return false
+	}
+	if s.Initiator {
+		return s.State == SessionWaitReply
+	}
+	return s.State == SessionWaitConnect
+}
+
+// enterSetup counts s among the calls in setup, its expiry SetupTimeout
+// after it was created (the ICRQ received or sent).
+func (t *Tunnel) enterSetup(s *Session) {
 	t.awaiting++
 	if t.cfg.SetupTimeout > 0 {
 		t.setupAt = earliest(t.setupAt, s.Created.Add(t.cfg.SetupTimeout))
 	}
-	t.emit(Event{Kind: SessionAnswered, SessionID: s.ID, Session: s})
 }
 
-// awaitsICCN reports whether s is an incoming call we answered that is
-// not yet established.
-func awaitsICCN(s *Session) bool {
-	return !s.Initiator && s.Kind == Incoming && s.State == SessionWaitConnect
-}
-
-// leaveSetup takes s out of the calls waiting for their ICCN; with none
-// left there is nothing to expire.
+// leaveSetup takes s out of the calls in setup; with none left there is
+// nothing to expire. It runs before s changes state.
 func (t *Tunnel) leaveSetup(s *Session) {
-	if !awaitsICCN(s) {
+	if !inSetup(s) {
 		return
 	}
 	if t.awaiting--; t.awaiting == 0 {
@@ -627,15 +641,18 @@ func (t *Tunnel) leaveSetup(s *Session) {
 	}
 }
 
-// expireSetups clears each answered call whose ICCN has not come within
-// SetupTimeout of its ICRQ (RFC 2661 §7.4.2: a local close request in
-// wait-connect, CDN result 10 of §4.4.2) and finds the next expiry. It
-// runs only once setupAt has passed: the sessions are not walked on
-// every Poll.
+// expireSetups clears each call in setup that has not come up within
+// SetupTimeout of its ICRQ and finds the next expiry. An answered call
+// waits in wait-connect for the ICCN (RFC 2661 §7.4.2, RFC 3931 §3.4.1,
+// §7.3.2), a placed one in wait-reply for the ICRP (RFC 2661 §7.4.1, RFC
+// 3931 §7.3.1); either way the expiry is a local close request: a CDN,
+// result 10 of RFC 2661 §4.4.2 (call not established within the time
+// allotted). It runs only once setupAt has passed: the sessions are not
+// walked on every Poll.
 func (t *Tunnel) expireSetups(now time.Time) {
 	var next time.Time
 	for _, s := range t.sessions {
-		if !awaitsICCN(s) {
+		if !inSetup(s) {
 			continue
 		}
 		exp := s.Created.Add(t.cfg.SetupTimeout)
@@ -643,7 +660,11 @@ func (t *Tunnel) expireSetups(now time.Time) {
 			next = earliest(next, exp)
 			continue
 		}
-		t.closeSession(now, s, Result{Code: wire.CDNTimeout, Message: "no ICCN within " + t.cfg.SetupTimeout.String()}, nil, true)
+		msg := "no ICCN within "
+		if s.Initiator {
+			msg = "no ICRP within "
+		}
+		t.closeSession(now, s, Result{Code: wire.CDNTimeout, Message: msg + t.cfg.SetupTimeout.String()}, nil, true)
 	}
 	t.setupAt = next
 }
@@ -669,6 +690,12 @@ func (t *Tunnel) onCallReply(now time.Time, m *wire.Message) {
 	s := t.sessionFor(m)
 	if s == nil || !s.Initiator || s.State != SessionWaitReply {
 		t.stats.UnknownSess++
+		return
+	}
+	if (m.Type == wire.MsgICRP) != (s.Kind == Incoming) {
+		// An OCRP to our ICRQ (or ICRP to our OCRQ) answers no call we
+		// placed; the call stays in wait-reply.
+		t.stats.UnexpectedMsg++
 		return
 	}
 	s.PeerID = peerSessionID(m, t.version)
@@ -839,6 +866,7 @@ func (t *Tunnel) StartCall(now time.Time, p CallParams) (uint32, error) {
 		b = t.avp(b, false, wire.AVPCalledNumber, []byte(p.CalledNumber))
 	}
 	t.finish(now, b)
+	t.enterSetup(s)
 	return s.ID, nil
 }
 

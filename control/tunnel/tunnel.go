@@ -70,10 +70,11 @@ type Config struct {
 	RetransmitCap     time.Duration
 	MaxRetransmits    int
 	MaxSessions       int
-	// SetupTimeout bounds an incoming call we answered (ICRP sent, v2 or
-	// v3): one not established this long after its ICRQ arrived is
-	// cleared with a CDN, result 10 (RFC 2661 §7.4.2, §4.4.2). Zero: no
-	// bound.
+	// SetupTimeout bounds an incoming call in setup, v2 or v3, in both
+	// directions: one we answered (ICRP sent) that has no ICCN, or one
+	// we placed with StartCall (ICRQ sent) that has no ICRP, this long
+	// after the ICRQ is cleared with a CDN, result 10 (RFC 2661 §7.4.1,
+	// §7.4.2, §4.4.2). Outgoing calls are not bounded. Zero: no bound.
 	SetupTimeout time.Duration
 	// Rand supplies challenges, Random Vectors, tie breakers and session
 	// IDs; tests inject a deterministic source.
@@ -151,10 +152,10 @@ type Tunnel struct {
 	sessions map[uint32]*Session
 	byPeer   map[uint32]uint32 // peer session ID → local ID
 	events   []Event
-	// awaiting counts the answered calls waiting for their ICCN; setupAt
-	// is the earliest of their expiries (zero: none). It can be early,
-	// never late: calls that come up leave it, and the scan at setupAt
-	// finds the next one.
+	// awaiting counts the calls in setup (answered, waiting for their
+	// ICCN, or placed, waiting for their ICRP); setupAt is the earliest
+	// of their expiries (zero: none). It can be early, never late: calls
+	// that come up leave it, and the scan at setupAt finds the next one.
 	awaiting int
 	setupAt  time.Time
 
