@@ -29,10 +29,11 @@ type Config struct {
 	RetransmitInitial time.Duration
 	RetransmitCap     time.Duration
 	MaxRetransmits    int
-	// SessionSetupTimeout bounds a call we answered (ICRP sent) that the
-	// peer never connects: without an ICCN this long after its ICRQ it is
-	// cleared (CDN result 10) and what it held is released. Zero: no
-	// bound.
+	// SessionSetupTimeout bounds a call in setup: one we answered (ICRP
+	// sent) without an ICCN, or one we placed (ICRQ sent) without an
+	// ICRP, this long after it began is cleared (CDN result 10) and what
+	// it held is released. The LAC role's calls keep their own timer.
+	// Zero: no bound.
 	SessionSetupTimeout time.Duration
 	Limits              Limits
 
