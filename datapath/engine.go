@@ -492,21 +492,31 @@ func (e *Engine) drop(r dropReason, ent *entry) {
 	}
 }
 
+// frameEntry finds the session a PPP frame is sent on and strips the
+// frame's FF 03, which the session's header carries.
+func (e *Engine) frameEntry(key SessionKey, frame []byte) (*entry, []byte, error) {
+	ent := e.sessions.get(key)
+	if ent == nil {
+		return nil, nil, fmt.Errorf("datapath: send frame: session %v not installed", key)
+	}
+	if len(frame) >= 2 && frame[0] == 0xff && frame[1] == 0x03 {
+		frame = frame[2:]
+	}
+	if len(frame) < 2 {
+		return nil, nil, fmt.Errorf("datapath: send frame: %d bytes", len(frame))
+	}
+	return ent, frame, nil
+}
+
 var sendBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
 // SendFrame sends a PPP frame (protocol field first; FF 03 is added unless
 // already there, since most LACs expect ACFC off until negotiated) to the
 // session's peer.
 func (e *Engine) SendFrame(key SessionKey, frame []byte) error {
-	ent := e.sessions.get(key)
-	if ent == nil {
-		return fmt.Errorf("datapath: send frame: session %v not installed", key)
-	}
-	if len(frame) >= 2 && frame[0] == 0xff && frame[1] == 0x03 {
-		frame = frame[2:]
-	}
-	if len(frame) < 2 {
-		return fmt.Errorf("datapath: send frame: %d bytes", len(frame))
+	ent, frame, err := e.frameEntry(key, frame)
+	if err != nil {
+		return err
 	}
 	bp := sendBufs.Get().(*[]byte)
 	defer sendBufs.Put(bp)
@@ -515,7 +525,7 @@ func (e *Engine) SendFrame(key SessionKey, frame []byte) error {
 	ent.putSeq(b)
 	*bp = b
 	ent.ctr.tapped(true, b, ent.s.Peer, ent.s.Local)
-	err := ent.s.Socket.io.writeOne(b, ent.s.Peer, ent.s.Local)
+	err = ent.s.Socket.io.writeOne(b, ent.s.Peer, ent.s.Local)
 	if err != nil {
 		e.drop(dropSend, ent)
 		return fmt.Errorf("datapath: send frame to %v: %w", ent.s.Peer, err)

@@ -2,7 +2,6 @@ package datapath
 
 import (
 	"cmp"
-	"fmt"
 	"slices"
 	"unsafe"
 
@@ -42,15 +41,9 @@ func (b *FrameBatch) Len() int { return len(b.frames) }
 // session's peer. The L2TP header and sequence number are taken now, so
 // frames go out in the order added.
 func (b *FrameBatch) Add(key SessionKey, frame []byte) error {
-	ent := b.e.sessions.get(key)
-	if ent == nil {
-		return fmt.Errorf("datapath: send frame: session %v not installed", key)
-	}
-	if len(frame) >= 2 && frame[0] == 0xff && frame[1] == 0x03 {
-		frame = frame[2:]
-	}
-	if len(frame) < 2 {
-		return fmt.Errorf("datapath: send frame: %d bytes", len(frame))
+	ent, frame, err := b.e.frameEntry(key, frame)
+	if err != nil {
+		return err
 	}
 	start := len(b.buf)
 	b.buf = append(b.buf, ent.hdr[:ent.hlen]...)
